@@ -1,0 +1,66 @@
+//! The accounting-service's HTTP read API: `GET /health`, `GET /fares/{fare_id}` (the ledger
+//! entry or the refused credit, the events consumed and emitted for the fare) and
+//! `GET /accounts/{customer_id}` (balances and latest entries). Read-only.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use axum::routing::get;
+use axum::Router;
+use events_schema::{CustomerId, FareId};
+use serde_json::json;
+use sqlx::PgPool;
+use transactional_messaging::http::{error_response, found_or_404, health_routes};
+use transactional_messaging::outbox;
+
+use crate::ledger;
+
+pub fn router(pool: PgPool) -> Router {
+    Router::new()
+        .route("/fares/{fare_id}", get(show_fare))
+        .route("/accounts/{customer_id}", get(show_account))
+        .with_state(pool.clone())
+        .merge(health_routes(pool, crate::SERVICE_NAME))
+}
+
+async fn show_fare(State(pool): State<PgPool>, Path(fare_id): Path<String>) -> Response {
+    let fare_id = match FareId::parse(&fare_id) {
+        Ok(fare_id) => fare_id,
+        Err(error) => return error_response(StatusCode::BAD_REQUEST, &error.to_string()),
+    };
+    let view = async {
+        let mut conn = pool.acquire().await?;
+        let ledger_entry = ledger::entry_for_fare(&mut conn, &fare_id).await?;
+        let credit_failure = ledger::failure_for_fare(&mut conn, &fare_id).await?;
+        let emitted = outbox::emitted_for_key(&mut conn, fare_id.as_str()).await?;
+        if ledger_entry.is_none() && credit_failure.is_none() && emitted.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some(json!({
+            "service": crate::SERVICE_NAME,
+            "fare_id": fare_id,
+            "ledger_entry": ledger_entry,
+            "credit_failure": credit_failure,
+            "emitted": emitted,
+        })))
+    }
+    .await;
+    found_or_404(view, &format!("fare {fare_id} in accounting"))
+}
+
+async fn show_account(State(pool): State<PgPool>, Path(customer_id): Path<String>) -> Response {
+    let customer_id = match CustomerId::parse(&customer_id) {
+        Ok(customer_id) => customer_id,
+        Err(error) => return error_response(StatusCode::BAD_REQUEST, &error.to_string()),
+    };
+    let view = async {
+        let mut conn = pool.acquire().await?;
+        let (accounts, entries) = ledger::statement(&mut conn, &customer_id).await?;
+        if accounts.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some(json!({ "customer_id": customer_id, "accounts": accounts, "latest_entries": entries })))
+    }
+    .await;
+    found_or_404(view, &format!("customer {customer_id}"))
+}

@@ -1,0 +1,62 @@
+//! accounting-service: keeps each customer's account and append-only ledger, crediting the
+//! amount of every `Charged` fare (SPEC §4 row 5). It owns the PostgreSQL schema `accounting`
+//! and writes only there; it reacts to `payment-events` and writes `accounting-events` and
+//! `accounting-service.dlq`, always through its outbox.
+
+pub mod api;
+pub mod config;
+pub mod credit;
+pub mod handler;
+pub mod ledger;
+
+use std::future::Future;
+use std::net::SocketAddr;
+
+use events_schema::Topic;
+use transactional_messaging::{Service, ServiceIdentity};
+
+pub use config::AccountingConfig;
+
+use crate::handler::AccountingHandler;
+
+pub const SERVICE_NAME: &str = "accounting-service";
+/// The schema this service owns.
+pub const SCHEMA: &str = "accounting";
+
+/// The `accounting` schema's migrations, applied at start.
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+/// The accounting-service, connected and ready to run.
+pub struct AccountingService {
+    service: Service,
+}
+
+impl AccountingService {
+    pub async fn build(config: AccountingConfig) -> anyhow::Result<Self> {
+        let identity = ServiceIdentity {
+            name: SERVICE_NAME,
+            schema: SCHEMA,
+            subscribed: handler::SUBSCRIBED.to_vec(),
+            dead_letters: Topic::AccountingDlq,
+        };
+        let service = Service::connect(
+            identity,
+            &config.database_url,
+            &MIGRATOR,
+            &config.kafka,
+            config.http_addr,
+        )
+        .await?;
+        Ok(AccountingService { service })
+    }
+
+    pub fn http_addr(&self) -> anyhow::Result<SocketAddr> {
+        self.service.http_addr()
+    }
+
+    /// Runs until `shutdown` completes.
+    pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+        let router = api::router(self.service.pool.clone());
+        self.service.run(AccountingHandler, router, shutdown).await
+    }
+}

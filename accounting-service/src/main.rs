@@ -1,0 +1,14 @@
+//! accounting-service binary: telemetry, configuration, build, run until SIGTERM/SIGINT.
+
+use accounting_service::{AccountingConfig, AccountingService};
+use anyhow::Context;
+use transactional_messaging::{shutdown, telemetry};
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    telemetry::init("info");
+    let config = AccountingConfig::from_env().context("invalid configuration")?;
+    let service = AccountingService::build(config).await?;
+    tracing::info!(http_addr = %service.http_addr()?, "accounting-service ready");
+    service.run(shutdown::signal()).await
+}

@@ -1,0 +1,63 @@
+//! The payment-service's configuration, read once from the environment at start-up.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use transactional_messaging::config::{env_or, env_parse, ConfigError, KafkaSettings};
+use transactional_messaging::retry::Backoff;
+
+use crate::gateway::FaultInjection;
+use crate::saga::RetryPolicy;
+
+#[derive(Debug, Clone)]
+pub struct PaymentConfig {
+    /// `PAYMENT_DATABASE_URL`: the payment_service role, which owns schema `payment`.
+    pub database_url: String,
+    pub kafka: KafkaSettings,
+    /// `PAYMENT_HTTP_ADDR`, default `127.0.0.1:8081`: health and the read API.
+    pub http_addr: SocketAddr,
+    /// `GATEWAY_FAULT_RATE` (0.0–1.0, default 0) and `GATEWAY_LATENCY_MS` (default 0).
+    pub faults: FaultInjection,
+    pub retry: RetryPolicy,
+}
+
+impl PaymentConfig {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        let fault_rate: f64 = env_parse("GATEWAY_FAULT_RATE", 0.0)?;
+        if !(0.0..=1.0).contains(&fault_rate) {
+            return Err(ConfigError::Invalid {
+                name: "GATEWAY_FAULT_RATE",
+                reason: "must be between 0.0 and 1.0".to_owned(),
+            });
+        }
+        let defaults = RetryPolicy::default();
+        Ok(PaymentConfig {
+            database_url: env_or(
+                "PAYMENT_DATABASE_URL",
+                "postgres://payment_service:payment_service@localhost:5432/wildrydes",
+            ),
+            kafka: KafkaSettings::from_env()?,
+            http_addr: env_parse("PAYMENT_HTTP_ADDR", SocketAddr::from(([127, 0, 0, 1], 8081)))?,
+            faults: FaultInjection {
+                rate: fault_rate,
+                latency: Duration::from_millis(env_parse("GATEWAY_LATENCY_MS", 0)?),
+            },
+            retry: RetryPolicy {
+                gateway_attempts: at_least_one(env_parse("GATEWAY_MAX_ATTEMPTS", defaults.gateway_attempts)?),
+                gateway_backoff: Backoff::new(
+                    Duration::from_millis(env_parse("GATEWAY_RETRY_BASE_MS", 20)?),
+                    defaults.gateway_backoff.max,
+                ),
+                refund_attempts: at_least_one(env_parse("REFUND_MAX_ATTEMPTS", defaults.refund_attempts)?),
+                compensation_backoff: Backoff::new(
+                    Duration::from_millis(env_parse("COMPENSATION_RETRY_BASE_MS", 100)?),
+                    defaults.compensation_backoff.max,
+                ),
+            },
+        })
+    }
+}
+
+fn at_least_one(attempts: u32) -> u32 {
+    attempts.max(1)
+}

@@ -1,0 +1,84 @@
+//! The payment gateway, behind a trait so a real one can replace the simulator. Every call
+//! carries the fare's idempotency key (`<fare_id>:<operation>`): repeating a call after a crash
+//! returns the first answer and never moves money twice (SPEC §4).
+
+mod simulator;
+
+use std::future::Future;
+
+use events_schema::{Currency, CustomerId, FareId};
+
+pub use simulator::{FaultInjection, GatewaySimulator};
+
+/// The four gateway operations of the saga.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Operation {
+    PreAuthorise,
+    Capture,
+    Release,
+    Refund,
+}
+
+impl Operation {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Operation::PreAuthorise => "pre_authorise",
+            Operation::Capture => "capture",
+            Operation::Release => "release",
+            Operation::Refund => "refund",
+        }
+    }
+}
+
+/// One gateway call: which fare, whose card, how much.
+#[derive(Debug, Clone)]
+pub struct GatewayCall<'a> {
+    pub fare_id: &'a FareId,
+    pub customer_id: &'a CustomerId,
+    pub amount_minor: i64,
+    pub currency: Currency,
+    /// The card token: only [`PaymentGateway::pre_authorise`] needs it. Never logged.
+    pub payment_token: Option<&'a str>,
+    /// The gateway's reference of the operation this one acts on (the authorisation for a
+    /// capture or release, the charge for a refund).
+    pub reference: Option<&'a str>,
+}
+
+impl GatewayCall<'_> {
+    /// The key that makes the call idempotent.
+    pub fn idempotency_key(&self, operation: Operation) -> String {
+        format!("{}:{}", self.fare_id, operation.as_str())
+    }
+}
+
+/// How a gateway call failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum GatewayError {
+    /// The gateway said no (card declined, refund refused). A decline of a pre-authorisation
+    /// or capture is final; a refused refund may be tried again.
+    #[error("declined: {0}")]
+    Declined(String),
+    /// Timeout or 5xx: the call may or may not have happened; repeat it with the same key.
+    #[error("transient gateway failure: {0}")]
+    Transient(String),
+}
+
+/// A payment gateway. Returns the gateway's reference for the operation.
+pub trait PaymentGateway: Send + Sync + 'static {
+    fn pre_authorise(
+        &self,
+        call: &GatewayCall<'_>,
+    ) -> impl Future<Output = Result<String, GatewayError>> + Send;
+    fn capture(
+        &self,
+        call: &GatewayCall<'_>,
+    ) -> impl Future<Output = Result<String, GatewayError>> + Send;
+    fn release(
+        &self,
+        call: &GatewayCall<'_>,
+    ) -> impl Future<Output = Result<String, GatewayError>> + Send;
+    fn refund(
+        &self,
+        call: &GatewayCall<'_>,
+    ) -> impl Future<Output = Result<String, GatewayError>> + Send;
+}

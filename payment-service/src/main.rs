@@ -1,0 +1,14 @@
+//! payment-service binary: telemetry, configuration, build, run until SIGTERM/SIGINT.
+
+use anyhow::Context;
+use payment_service::{PaymentConfig, PaymentService};
+use transactional_messaging::{shutdown, telemetry};
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    telemetry::init("info");
+    let config = PaymentConfig::from_env().context("invalid configuration")?;
+    let service = PaymentService::build(config).await?;
+    tracing::info!(http_addr = %service.http_addr()?, "payment-service ready");
+    service.run(shutdown::signal()).await
+}

@@ -1,0 +1,78 @@
+//! The fare's one terminal outcome on `fare-outcomes` (SPEC §4 rows 7–8): `FareCollected` after
+//! the ledger update, `FareCollectionFailed` after a declined pre-authorisation or a completed
+//! (or failed) compensation, with the reason and the compensations done.
+
+use events_schema::{Event, EventData, FareCollected, FareCollectionFailed};
+use sqlx::PgConnection;
+use transactional_messaging::{outbox, Consumed, Disposition, HandleError};
+
+use crate::fare::{self, FareStatus};
+use crate::saga::begin_step;
+
+/// `AccountUpdated` → the fare is collected.
+pub async fn on_account_updated(
+    conn: &mut PgConnection,
+    message: &Consumed,
+    event: &Event,
+) -> Result<Disposition, HandleError> {
+    let Some(mut fare) = begin_step(&mut *conn, message, event, FareStatus::Charged).await? else {
+        return Ok(Disposition::Ignored);
+    };
+    let charge = fare.charge()?;
+    fare.status = FareStatus::Collected;
+    fare::save(&mut *conn, &fare).await?;
+    let data = EventData::FareCollected(FareCollected {
+        customer_id: charge.customer_id,
+        amount_minor: charge.amount_minor,
+        currency: charge.currency,
+    });
+    outbox::enqueue_events(conn, &[Event::caused_by(event, data)]).await?;
+    tracing::info!(fare_id = %fare.fare_id, "fare collected");
+    Ok(Disposition::Processed)
+}
+
+/// `PreAuthFailed`, `PreAuthReleased`, `PaymentRefunded` or `RefundFailed` → the fare failed.
+pub async fn on_saga_failed(
+    conn: &mut PgConnection,
+    message: &Consumed,
+    event: &Event,
+) -> Result<Disposition, HandleError> {
+    let (expected, terminal) = match &event.data {
+        EventData::PreAuthFailed(_) => (FareStatus::PreAuthFailed, FareStatus::Failed),
+        EventData::PreAuthReleased(_) => (FareStatus::PreAuthReleased, FareStatus::Failed),
+        EventData::PaymentRefunded(_) => (FareStatus::Refunded, FareStatus::Failed),
+        EventData::RefundFailed(_) => (FareStatus::RefundFailed, FareStatus::NeedsAttention),
+        other => {
+            return Err(HandleError::Permanent(format!(
+                "{} does not end a saga",
+                other.event_type()
+            )))
+        }
+    };
+    let Some(mut fare) = begin_step(&mut *conn, message, event, expected).await? else {
+        return Ok(Disposition::Ignored);
+    };
+    let charge = fare.charge()?;
+    fare.status = terminal;
+    let needs_attention = terminal == FareStatus::NeedsAttention;
+    let mut reason = fare
+        .failure_reason
+        .clone()
+        .unwrap_or_else(|| "fare collection failed".to_owned());
+    if needs_attention {
+        reason = format!("{reason}; refund failed after its retry budget: the customer was charged and needs a manual refund");
+        fare.failure_reason = Some(reason.clone());
+    }
+    fare::save(&mut *conn, &fare).await?;
+    let data = EventData::FareCollectionFailed(FareCollectionFailed {
+        customer_id: Some(charge.customer_id),
+        amount_minor: Some(charge.amount_minor),
+        currency: Some(charge.currency),
+        reason,
+        compensations: fare.compensations.clone(),
+        needs_attention,
+    });
+    outbox::enqueue_events(conn, &[Event::caused_by(event, data)]).await?;
+    tracing::info!(fare_id = %fare.fare_id, status = fare.status.as_str(), "fare collection failed");
+    Ok(Disposition::Processed)
+}

@@ -1,0 +1,72 @@
+//! One fare as the payment-service shows it: its row, the events it consumed for it (inbox),
+//! the events it emitted (outbox), and the gateway operations.
+
+use events_schema::FareId;
+use sqlx::PgPool;
+use time::OffsetDateTime;
+use transactional_messaging::outbox::{self, EmittedEvent};
+use uuid::Uuid;
+
+use crate::fare::{self, Fare};
+
+#[derive(Debug, serde::Serialize)]
+pub struct FareView {
+    pub service: &'static str,
+    pub fare: Fare,
+    pub consumed: Vec<ConsumedEvent>,
+    pub emitted: Vec<EmittedEvent>,
+    pub gateway_operations: Vec<GatewayOperation>,
+}
+
+#[derive(Debug, serde::Serialize, sqlx::FromRow)]
+pub struct ConsumedEvent {
+    pub event_id: Uuid,
+    pub event_type: String,
+    pub source_topic: String,
+    pub source_partition: i32,
+    pub source_offset: i64,
+    #[serde(with = "time::serde::rfc3339")]
+    pub processed_at: OffsetDateTime,
+}
+
+#[derive(Debug, serde::Serialize, sqlx::FromRow)]
+pub struct GatewayOperation {
+    pub operation: String,
+    pub approved: bool,
+    pub reference: Option<String>,
+    pub decline_reason: Option<String>,
+    pub amount_minor: i64,
+    pub currency: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+}
+
+/// The fare's view, or `None` for a fare this service never registered.
+pub async fn of_fare(pool: &PgPool, fare_id: &FareId) -> anyhow::Result<Option<FareView>> {
+    let mut conn = pool.acquire().await?;
+    let Some(fare) = fare::find(&mut conn, fare_id).await? else {
+        return Ok(None);
+    };
+    let consumed = sqlx::query_as(
+        "SELECT event_id, event_type, source_topic, source_partition, source_offset, processed_at \
+         FROM inbox WHERE fare_id = $1 ORDER BY processed_at",
+    )
+    .bind(fare_id.as_str())
+    .fetch_all(&mut *conn)
+    .await?;
+    let emitted = outbox::emitted_for_key(&mut conn, fare_id.as_str()).await?;
+    let gateway_operations = sqlx::query_as(
+        "SELECT operation, approved, reference, decline_reason, amount_minor, currency, created_at \
+         FROM gateway_operations WHERE fare_id = $1 ORDER BY created_at",
+    )
+    .bind(fare_id.as_str())
+    .fetch_all(&mut *conn)
+    .await?;
+    Ok(Some(FareView {
+        service: crate::SERVICE_NAME,
+        fare,
+        consumed,
+        emitted,
+        gateway_operations,
+    }))
+}

@@ -1,0 +1,111 @@
+# shellcheck shell=bash
+# The project's binaries for scripts/stack: build, topics, payment-service, accounting-service.
+# Needs common.sh and the environment from env.sh.
+
+SERVICES=(payment-service accounting-service)
+
+# bin_dir: where the binaries are: $STACK_BIN_DIR if set (no build), else <cargo target>/debug.
+bin_dir() {
+    if [[ -n "${STACK_BIN_DIR:-}" ]]; then
+        echo "$STACK_BIN_DIR"
+        return
+    fi
+    local target
+    target="$(cargo_target_dir)"
+    [[ -n "$target" ]] || die "cannot find cargo's target directory (cargo metadata failed in $ROOT)"
+    echo "$target/debug"
+}
+
+build_binaries() {
+    if [[ -n "${STACK_BIN_DIR:-}" ]]; then
+        info "using the binaries in STACK_BIN_DIR=$STACK_BIN_DIR (not building)"
+    else
+        command -v cargo >/dev/null 2>&1 || die "cargo is needed to build the services (https://rustup.rs)"
+        info "cargo build --bin payment-service --bin accounting-service --bin fares"
+        (cd "$ROOT" && cargo build --bin payment-service --bin accounting-service --bin fares) ||
+            die "cargo build of the services failed"
+    fi
+    local bin dir
+    dir="$(bin_dir)"
+    for bin in payment-service accounting-service fares; do
+        [[ -x "$dir/$bin" ]] || die "$dir/$bin does not exist: the binary is not built (yet)"
+    done
+}
+
+ensure_topics() {
+    info "fares topics ensure (KAFKA_BOOTSTRAP_SERVERS=$KAFKA_BOOTSTRAP_SERVERS)"
+    "$(bin_dir)/fares" topics ensure || die "'fares topics ensure' failed: the topics could not be created"
+}
+
+# svc_addr NAME: the service's HTTP address (PAYMENT_HTTP_ADDR / ACCOUNTING_HTTP_ADDR).
+svc_addr() {
+    case "$1" in
+        payment-service) echo "$PAYMENT_HTTP_ADDR" ;;
+        accounting-service) echo "$ACCOUNTING_HTTP_ADDR" ;;
+        *) die "unknown service $1" ;;
+    esac
+}
+
+svc_pidfile() { echo "$RUN_DIR/$1.pid"; }
+svc_log() { echo "$LOG_DIR/$1.log"; }
+
+# svc_pid NAME: the pid of the service scripts/stack started, if it still runs.
+svc_pid() {
+    local pid
+    pid="$(read_pid "$(svc_pidfile "$1")")" || return 1
+    grep -qa "$1" "/proc/$pid/cmdline" 2>/dev/null || return 1
+    echo "$pid"
+}
+
+svc_healthy() {
+    curl -fsS -m 2 -o /dev/null "http://$(svc_addr "$1")/health"
+}
+
+svc_start() {
+    local name="$1" addr port
+    addr="$(svc_addr "$name")"
+    port="${addr##*:}"
+    if port_open 127.0.0.1 "$port"; then
+        die "port $port ($name) is held by $(port_holder "$port")"
+    fi
+    info "starting $name on $addr (log: $(svc_log "$name" | sed "s#^$ROOT/##"))"
+    start_daemon "$name" "$(svc_pidfile "$name")" "$(svc_log "$name")" \
+        env KAFKA_BOOTSTRAP_SERVERS="$KAFKA_BOOTSTRAP_SERVERS" \
+        PAYMENT_DATABASE_URL="$PAYMENT_DATABASE_URL" \
+        ACCOUNTING_DATABASE_URL="$ACCOUNTING_DATABASE_URL" \
+        PAYMENT_HTTP_ADDR="$PAYMENT_HTTP_ADDR" \
+        ACCOUNTING_HTTP_ADDR="$ACCOUNTING_HTTP_ADDR" \
+        RUST_LOG="$RUST_LOG" \
+        "$(bin_dir)/$name"
+    STARTED+=("$name")
+}
+
+svc_wait_ready() {
+    local name="$1" log deadline=$((SECONDS + ${SERVICE_START_TIMEOUT:-120}))
+    log="$(svc_log "$name")"
+    until svc_healthy "$name" 2>/dev/null; do
+        if ! svc_pid "$name" >/dev/null; then
+            tail -n 30 "$log" >&2 || true
+            die "$name exited during start-up (log: $log)"
+        fi
+        if ((SECONDS >= deadline)); then
+            tail -n 30 "$log" >&2 || true
+            die "$name: GET http://$(svc_addr "$name")/health did not answer 200 within ${SERVICE_START_TIMEOUT:-120}s (log: $log)"
+        fi
+        sleep 0.5
+    done
+}
+
+svc_stop() {
+    local pid
+    pid="$(svc_pid "$1")" || return 0
+    stop_pid "$pid" "$1" 30
+    rm -f "$(svc_pidfile "$1")"
+}
+
+svc_kill() {
+    local pid
+    pid="$(svc_pid "$1")" || die "$1 is not running (as started by scripts/stack)"
+    info "SIGKILL $1 (pid $pid)"
+    kill -KILL "$pid"
+}

@@ -1,0 +1,88 @@
+//! Kafka clients configured for the saga's guarantees, and idempotent topic creation.
+
+use std::time::Duration;
+
+use anyhow::Context;
+use events_schema::{Topic, TopicNames};
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::StreamConsumer;
+use rdkafka::error::RDKafkaErrorCode;
+use rdkafka::producer::FutureProducer;
+
+/// The largest message a service accepts from a topic; larger ones are dead-lettered.
+pub const MAX_MESSAGE_BYTES: usize = 64 * 1024;
+
+/// An idempotent producer (`acks=all`, in-order retries): a message acknowledged is on every
+/// in-sync replica, and a retried send never reorders or duplicates within a partition.
+pub fn producer(bootstrap_servers: &str) -> anyhow::Result<FutureProducer> {
+    ClientConfig::new()
+        .set("bootstrap.servers", bootstrap_servers)
+        .set("enable.idempotence", "true")
+        .set("acks", "all")
+        .set("linger.ms", "2")
+        .set("message.timeout.ms", "30000")
+        .create()
+        .context("cannot create the Kafka producer")
+}
+
+/// A consumer in `group_id` that never commits an offset the service has not stored: offsets
+/// are stored by the consumer loop after the handler's transaction committed, and committed in
+/// the background (and synchronously at shutdown).
+pub fn consumer(bootstrap_servers: &str, group_id: &str) -> anyhow::Result<StreamConsumer> {
+    ClientConfig::new()
+        .set("bootstrap.servers", bootstrap_servers)
+        .set("group.id", group_id)
+        .set("enable.auto.commit", "true")
+        .set("auto.commit.interval.ms", "1000")
+        .set("enable.auto.offset.store", "false")
+        .set("auto.offset.reset", "earliest")
+        .set("enable.partition.eof", "false")
+        .set("session.timeout.ms", "10000")
+        .set("heartbeat.interval.ms", "1000")
+        .create()
+        .context("cannot create the Kafka consumer")
+}
+
+/// Creates every topic of SPEC §2 (names from `names`, partitions and retention from
+/// [`Topic`]) unless it exists. Safe to run from every service at every start.
+pub async fn ensure_topics(
+    bootstrap_servers: &str,
+    names: &TopicNames,
+    replication_factor: i32,
+) -> anyhow::Result<()> {
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap_servers)
+        .create()
+        .context("cannot create the Kafka admin client")?;
+    let topic_names: Vec<String> = Topic::ALL.iter().map(|t| names.name(*t)).collect();
+    let retention: Vec<String> = Topic::ALL
+        .iter()
+        .map(|t| t.retention_ms().to_string())
+        .collect();
+    let new_topics: Vec<NewTopic<'_>> = Topic::ALL
+        .iter()
+        .enumerate()
+        .map(|(i, topic)| {
+            NewTopic::new(
+                &topic_names[i],
+                topic.partitions(),
+                TopicReplication::Fixed(replication_factor),
+            )
+            .set("retention.ms", &retention[i])
+        })
+        .collect();
+    let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
+    let results = admin
+        .create_topics(new_topics.iter(), &options)
+        .await
+        .with_context(|| format!("cannot reach Kafka at {bootstrap_servers} to create topics"))?;
+    for result in results {
+        match result {
+            Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Err((topic, code)) => anyhow::bail!("cannot create topic {topic}: {code}"),
+        }
+    }
+    Ok(())
+}

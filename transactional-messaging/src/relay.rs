@@ -1,0 +1,154 @@
+//! The outbox relay: publishes unpublished outbox rows in `id` order and marks them published
+//! only after the broker acknowledged every one of them. A crash between the acknowledgement
+//! and the mark republishes the same bytes with the same `event_id`, which consumers ignore.
+//!
+//! Rows are claimed with `FOR UPDATE SKIP LOCKED`, so several relays of one service never
+//! publish the same row concurrently; one relay per service keeps per-key order.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use events_schema::{Topic, TopicNames};
+use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use sqlx::PgPool;
+use tokio::sync::Notify;
+
+use crate::retry::Backoff;
+
+/// How many rows one relay transaction publishes at most.
+pub const BATCH_SIZE: i64 = 500;
+/// How long the relay sleeps when nobody wakes it (a safety net for rows written by another
+/// process, e.g. after a restart).
+const IDLE_POLL: Duration = Duration::from_millis(200);
+
+/// Wakes the relay as soon as a transaction added outbox rows.
+#[derive(Debug, Clone, Default)]
+pub struct RelayWaker(Arc<Notify>);
+
+impl RelayWaker {
+    pub fn wake(&self) {
+        self.0.notify_one();
+    }
+
+    async fn woken(&self) {
+        self.0.notified().await;
+    }
+}
+
+/// Publishes the outbox until `shutdown` completes, then publishes what is left once more and
+/// flushes the producer.
+pub async fn run_relay(
+    pool: PgPool,
+    producer: FutureProducer,
+    names: TopicNames,
+    waker: RelayWaker,
+    shutdown: impl Future<Output = ()>,
+) -> anyhow::Result<()> {
+    tokio::pin!(shutdown);
+    let backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
+    let mut failures = 0;
+    loop {
+        match publish_batch(&pool, &producer, &names).await {
+            Ok(published) if published as i64 == BATCH_SIZE => {
+                failures = 0;
+                continue;
+            }
+            Ok(_) => {
+                failures = 0;
+                tokio::select! {
+                    _ = &mut shutdown => break,
+                    _ = waker.woken() => {}
+                    _ = tokio::time::sleep(IDLE_POLL) => {}
+                }
+            }
+            Err(error) => {
+                failures += 1;
+                tracing::warn!(error = format!("{error:#}"), failures, "outbox relay failed, retrying");
+                tokio::select! {
+                    _ = &mut shutdown => break,
+                    _ = backoff.sleep(failures) => {}
+                }
+            }
+        }
+    }
+    if let Err(error) = publish_batch(&pool, &producer, &names).await {
+        tracing::warn!(error = format!("{error:#}"), "final outbox publish failed; rows stay for the next start");
+    }
+    producer
+        .flush(Duration::from_secs(10))
+        .context("flushing the producer at shutdown")?;
+    Ok(())
+}
+
+type OutboxRow = (i64, String, Option<String>, Vec<u8>, serde_json::Value);
+
+/// Publishes up to [`BATCH_SIZE`] unpublished rows; returns how many were published.
+pub async fn publish_batch(
+    pool: &PgPool,
+    producer: &FutureProducer,
+    names: &TopicNames,
+) -> anyhow::Result<usize> {
+    let mut tx = pool.begin().await.context("outbox: begin")?;
+    let rows: Vec<OutboxRow> = sqlx::query_as(
+        "SELECT id, topic, message_key, payload, headers FROM outbox \
+         WHERE published_at IS NULL ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED",
+    )
+    .bind(BATCH_SIZE)
+    .fetch_all(&mut *tx)
+    .await
+    .context("outbox: select unpublished rows")?;
+    if rows.is_empty() {
+        return Ok(0);
+    }
+    let mut deliveries = Vec::with_capacity(rows.len());
+    for (id, topic, key, payload, headers) in &rows {
+        let topic_name = Topic::ALL
+            .into_iter()
+            .find(|known| known.base_name() == topic)
+            .map(|known| names.name(known))
+            .with_context(|| format!("outbox row {id} names an unknown topic {topic}"))?;
+        let headers = owned_headers(headers);
+        let mut record = FutureRecord::<str, [u8]>::to(&topic_name)
+            .payload(payload.as_slice())
+            .headers(headers);
+        if let Some(key) = key {
+            record = record.key(key.as_str());
+        }
+        let delivery = producer
+            .send_result(record)
+            .map_err(|(error, _)| error)
+            .with_context(|| format!("outbox: cannot enqueue row {id} to {topic_name}"))?;
+        deliveries.push(delivery);
+    }
+    for delivery in deliveries {
+        match delivery.await {
+            Ok(Ok(_)) => {}
+            Ok(Err((error, _))) => return Err(error).context("outbox: broker rejected a message"),
+            Err(_) => anyhow::bail!("outbox: the producer dropped a message"),
+        }
+    }
+    let ids: Vec<i64> = rows.iter().map(|row| row.0).collect();
+    sqlx::query("UPDATE outbox SET published_at = now() WHERE id = ANY($1)")
+        .bind(&ids)
+        .execute(&mut *tx)
+        .await
+        .context("outbox: mark published")?;
+    tx.commit().await.context("outbox: commit")?;
+    Ok(rows.len())
+}
+
+fn owned_headers(headers: &serde_json::Value) -> OwnedHeaders {
+    let mut owned = OwnedHeaders::new();
+    if let Some(map) = headers.as_object() {
+        for (name, value) in map {
+            owned = owned.insert(Header {
+                key: name,
+                value: value.as_str(),
+            });
+        }
+    }
+    owned
+}
