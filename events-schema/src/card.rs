@@ -30,10 +30,7 @@ fn card_number_spans(text: &str) -> Vec<Range<usize>> {
                 digits += 1;
                 j += 1;
                 end = j;
-            } else if j + 1 < b.len()
-                && matches!(b[j], b' ' | b'-')
-                && b[j + 1].is_ascii_digit()
-            {
+            } else if j + 1 < b.len() && matches!(b[j], b' ' | b'-') && b[j + 1].is_ascii_digit() {
                 j += 1;
             } else {
                 break;
@@ -86,11 +83,9 @@ pub fn redact_value(value: Value) -> Value {
             Value::String(REDACTED.to_owned())
         }
         Value::Array(items) => Value::Array(items.into_iter().map(redact_value).collect()),
-        Value::Object(map) => Value::Object(
-            map.into_iter()
-                .map(|(k, v)| (k, redact_value(v)))
-                .collect(),
-        ),
+        Value::Object(map) => {
+            Value::Object(map.into_iter().map(|(k, v)| (k, redact_value(v))).collect())
+        }
         other => other,
     }
 }
@@ -129,7 +124,10 @@ mod tests {
         let v = json!({"a": "4111111111111111", "b": [4111111111111111_u64], "c": "tok", "d": 12});
         assert!(value_has_card_number(&v));
         let r = redact_value(v);
-        assert_eq!(r, json!({"a": REDACTED, "b": [REDACTED], "c": "tok", "d": 12}));
+        assert_eq!(
+            r,
+            json!({"a": REDACTED, "b": [REDACTED], "c": "tok", "d": 12})
+        );
         assert!(!value_has_card_number(&r));
     }
 }

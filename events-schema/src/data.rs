@@ -261,6 +261,9 @@ mod tests {
             json,
             serde_json::json!({"reason":"rejected","compensations":[],"needs_attention":false})
         );
-        assert_eq!(serde_json::from_value::<FareCollectionFailed>(json).unwrap(), d);
+        assert_eq!(
+            serde_json::from_value::<FareCollectionFailed>(json).unwrap(),
+            d
+        );
     }
 }

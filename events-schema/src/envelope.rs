@@ -27,8 +27,8 @@ pub(crate) const FIELDS: [&str; 8] = [
 
 /// Parses `bytes` as UTF-8 JSON holding an object.
 pub(crate) fn object_from_bytes(bytes: &[u8]) -> Result<Map<String, Value>, DecodeError> {
-    let text = std::str::from_utf8(bytes)
-        .map_err(|e| DecodeError::NotJson(format!("not UTF-8 ({e})")))?;
+    let text =
+        std::str::from_utf8(bytes).map_err(|e| DecodeError::NotJson(format!("not UTF-8 ({e})")))?;
     let value: Value = serde_json::from_str(text)
         .map_err(|e| DecodeError::NotJson(card::redact(&e.to_string())))?;
     object_from_value(value)
@@ -80,8 +80,9 @@ fn text<'a>(field: &'static str, value: &'a Value) -> Result<&'a str, DecodeErro
 
 pub(crate) fn event_type(value: &Value) -> Result<EventType, DecodeError> {
     let name = text("event_type", value)?;
-    name.parse()
-        .map_err(|_| DecodeError::UnknownEventType(card::redact(&name.chars().take(64).collect::<String>())))
+    name.parse().map_err(|_| {
+        DecodeError::UnknownEventType(card::redact(&name.chars().take(64).collect::<String>()))
+    })
 }
 
 pub(crate) fn schema_version(value: &Value) -> Result<u32, DecodeError> {

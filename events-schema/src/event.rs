@@ -151,7 +151,10 @@ impl Event {
         self.data.event_type()
     }
 
-    /// Strict decode of a full envelope (all SPEC §3 fields required).
+    /// Strict decode of a full envelope (all SPEC §3 fields required; `null` counts as
+    /// absent). Checks the shape and ids of `data`, not the business rules of a
+    /// `FareRequested` (amount range, payment token): for those see
+    /// [`ReceivedFareRequest`](crate::ReceivedFareRequest) and [`FareRequested::problems`].
     pub fn decode(bytes: &[u8]) -> Result<Event, DecodeError> {
         Self::from_object(envelope::object_from_bytes(bytes)?)
     }
@@ -172,13 +175,18 @@ impl Event {
         let occurred_at = envelope::occurred_at(envelope::required(&obj, "occurred_at")?)?;
         let causation_id =
             envelope::event_id("causation_id", envelope::required(&obj, "causation_id")?)?;
-        let correlation_id =
-            envelope::event_id("correlation_id", envelope::required(&obj, "correlation_id")?)?;
-        let data = obj.remove("data").ok_or(DecodeError::MissingField("data"))?;
-        let data = EventData::from_value(event_type, data).map_err(|e| DecodeError::InvalidData {
-            event_type,
-            reason: card::redact(&e.to_string()),
-        })?;
+        let correlation_id = envelope::event_id(
+            "correlation_id",
+            envelope::required(&obj, "correlation_id")?,
+        )?;
+        let data = obj
+            .remove("data")
+            .ok_or(DecodeError::MissingField("data"))?;
+        let data =
+            EventData::from_value(event_type, data).map_err(|e| DecodeError::InvalidData {
+                event_type,
+                reason: card::redact(&e.to_string()),
+            })?;
         Ok(Event {
             event_id,
             schema_version,

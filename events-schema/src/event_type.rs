@@ -94,9 +94,7 @@ impl EventType {
             | EventType::PreAuthReleased
             | EventType::PaymentRefunded
             | EventType::RefundFailed => Topic::PaymentEvents,
-            EventType::AccountUpdated | EventType::AccountUpdateFailed => {
-                Topic::AccountingEvents
-            }
+            EventType::AccountUpdated | EventType::AccountUpdateFailed => Topic::AccountingEvents,
             EventType::FareCollected | EventType::FareCollectionFailed => Topic::FareOutcomes,
         }
     }

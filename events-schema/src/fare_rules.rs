@@ -38,7 +38,9 @@ impl FareRequested {
 
 fn amount_problem(amount_minor: i64) -> Option<String> {
     (!is_valid_fare_amount(amount_minor)).then(|| {
-        format!("must be between {MIN_FARE_MINOR} and {MAX_FARE_MINOR} minor units, got {amount_minor}")
+        format!(
+            "must be between {MIN_FARE_MINOR} and {MAX_FARE_MINOR} minor units, got {amount_minor}"
+        )
     })
 }
 
@@ -106,20 +108,28 @@ pub(crate) fn check(data: Option<&Value>) -> Result<FareRequested, Vec<String>> 
         reported: Vec::new(),
     };
 
-    let customer_id = field(data, "customer_id", "a string", Value::as_str, &mut problems)
-        .and_then(|s| match CustomerId::parse(s) {
-            Ok(id) => Some(id),
-            Err(e) => {
-                problems.add("customer_id", e.problem());
-                None
-            }
-        });
+    let customer_id = field(
+        data,
+        "customer_id",
+        "a string",
+        Value::as_str,
+        &mut problems,
+    )
+    .and_then(|s| match CustomerId::parse(s) {
+        Ok(id) => Some(id),
+        Err(e) => {
+            problems.add("customer_id", e.problem());
+            None
+        }
+    });
 
     let amount_minor = match data.get("amount_minor").and_then(Value::as_u64) {
         Some(big) if i64::try_from(big).is_err() => {
             problems.add(
                 "amount_minor",
-                format!("must be between {MIN_FARE_MINOR} and {MAX_FARE_MINOR} minor units, got {big}"),
+                format!(
+                    "must be between {MIN_FARE_MINOR} and {MAX_FARE_MINOR} minor units, got {big}"
+                ),
             );
             None
         }
@@ -139,27 +149,34 @@ pub(crate) fn check(data: Option<&Value>) -> Result<FareRequested, Vec<String>> 
         }),
     };
 
-    let currency = field(data, "currency", "a string", Value::as_str, &mut problems).and_then(
-        |s| match Currency::parse(s) {
-            Ok(c) => Some(c),
-            Err(e) => {
-                problems.add(
-                    "currency",
-                    format!("{:?} is not an active ISO 4217 currency code", e.code()),
-                );
-                None
+    let currency =
+        field(data, "currency", "a string", Value::as_str, &mut problems).and_then(|s| {
+            match Currency::parse(s) {
+                Ok(c) => Some(c),
+                Err(e) => {
+                    problems.add(
+                        "currency",
+                        format!("{:?} is not an active ISO 4217 currency code", e.code()),
+                    );
+                    None
+                }
             }
-        },
-    );
-
-    let payment_token = field(data, "payment_token", "a string", Value::as_str, &mut problems)
-        .filter(|token| match token_problem(token) {
-            Some(p) => {
-                problems.add("payment_token", p);
-                false
-            }
-            None => true,
         });
+
+    let payment_token = field(
+        data,
+        "payment_token",
+        "a string",
+        Value::as_str,
+        &mut problems,
+    )
+    .filter(|token| match token_problem(token) {
+        Some(p) => {
+            problems.add("payment_token", p);
+            false
+        }
+        None => true,
+    });
 
     // Anything else that looks like a card number, in any field, is refused too.
     let mut keys: Vec<&String> = data.keys().collect();

@@ -293,10 +293,7 @@ mod tests {
         assert_eq!(id.as_uuid().get_version_num(), 7);
         let text = id.to_string();
         assert_eq!(text.parse::<EventId>().unwrap(), id);
-        assert_eq!(
-            serde_json::to_string(&id).unwrap(),
-            format!("\"{text}\"")
-        );
+        assert_eq!(serde_json::to_string(&id).unwrap(), format!("\"{text}\""));
         assert!(EventId::parse("nope").is_err());
         assert_ne!(EventId::new(), EventId::new());
     }

@@ -43,9 +43,7 @@ pub use event_type::{EventType, UnknownEventType};
 pub use fare_rules::MAX_PAYMENT_TOKEN_LEN;
 pub use ids::{CustomerId, EventId, FareId, InvalidId, ID_CHARSET, ID_PATTERN, MAX_ID_LEN};
 pub use marker::FailureMarker;
-pub use money::{
-    is_valid_fare_amount, Currency, UnknownCurrency, MAX_FARE_MINOR, MIN_FARE_MINOR,
-};
+pub use money::{is_valid_fare_amount, Currency, UnknownCurrency, MAX_FARE_MINOR, MIN_FARE_MINOR};
 pub use request::{derived_event_id, ReceivedFareRequest, FARE_REQUEST_NAMESPACE};
 pub use schema::{json_schema, json_schemas};
 pub use topic::{Topic, TopicNames};

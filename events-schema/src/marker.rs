@@ -125,7 +125,10 @@ mod tests {
     fn bare_suffix_and_stacked_endings() {
         assert_eq!(marker("_fail_auth"), FailureMarker::FailAuth);
         assert_eq!(marker("a_fail_charge_fail_auth"), FailureMarker::FailAuth);
-        assert_eq!(marker("a_fail_refund_fail_credit"), FailureMarker::FailCredit);
+        assert_eq!(
+            marker("a_fail_refund_fail_credit"),
+            FailureMarker::FailCredit
+        );
     }
 
     #[test]

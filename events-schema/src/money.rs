@@ -178,7 +178,9 @@ mod tests {
 
     #[test]
     fn rejects_unknown_withdrawn_and_non_currency_codes() {
-        for code in ["XXX", "XTS", "XAU", "ANG", "HRK", "BGN", "usd", "", "US", "USDD"] {
+        for code in [
+            "XXX", "XTS", "XAU", "ANG", "HRK", "BGN", "usd", "", "US", "USDD",
+        ] {
             assert!(Currency::parse(code).is_err(), "{code}");
         }
         let e = Currency::parse("XXX").unwrap_err();

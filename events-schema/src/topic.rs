@@ -185,7 +185,10 @@ mod tests {
         assert_eq!(names.topic_of("fare-requests-t43"), None);
         let prod = TopicNames::production();
         assert_eq!(prod.name(Topic::FareRequests), "fare-requests");
-        assert_eq!(prod.topic_of("payment-service.dlq"), Some(Topic::PaymentDlq));
+        assert_eq!(
+            prod.topic_of("payment-service.dlq"),
+            Some(Topic::PaymentDlq)
+        );
         assert_eq!(prod.topic_of("nope"), None);
         assert_eq!(prod.all().len(), 6);
     }

@@ -122,7 +122,7 @@ kafka_check_ports_free() {
     local port
     for port in 9092 9093; do
         if port_open 127.0.0.1 "$port"; then
-            die "port $port is held by $(port_holder "$port"), not by the Kafka of scripts/stack. Stop that process, or, if it is a Kafka broker you want to use, export KAFKA_BOOTSTRAP_SERVERS=localhost:$port"
+            die "port $port is held by $(port_holder "$port"), not by the Kafka of scripts/stack: stop that process (to use a Kafka broker that is already running instead, export KAFKA_BOOTSTRAP_SERVERS=<its address>)"
         fi
     done
 }

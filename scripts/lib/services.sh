@@ -75,7 +75,7 @@ svc_start() {
         ACCOUNTING_DATABASE_URL="$ACCOUNTING_DATABASE_URL" \
         PAYMENT_HTTP_ADDR="$PAYMENT_HTTP_ADDR" \
         ACCOUNTING_HTTP_ADDR="$ACCOUNTING_HTTP_ADDR" \
-        RUST_LOG="$RUST_LOG" \
+        RUST_LOG="$RUST_LOG" NO_COLOR=1 \
         "$(bin_dir)/$name"
     STARTED+=("$name")
 }

@@ -1,1 +1,9 @@
-//! stub
+//! Integration tests against the real Kafka and PostgreSQL (see `tests/lib.rs` for the harness).
+//! One binary; every test has its own database and topics, so they run in parallel.
+
+mod bad_input;
+mod concurrency;
+mod duplicates;
+mod harness;
+mod markers;
+mod schema_ownership;

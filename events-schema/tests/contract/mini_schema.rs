@@ -1,16 +1,35 @@
 //! A small JSON Schema checker for the subset of keywords `schemars` generates here
 //! (`$ref` to `$defs`, `type`, `const`, `enum`, `required`, `properties`, `items`, `anyOf`,
 //! `oneOf`, `minimum`/`maximum`, `minLength`/`maxLength`). `pattern` and `format` are not
-//! checked. Enough to catch an example drifting from its schema without a validator crate.
+//! checked; undeclared properties are reported (stricter than JSON Schema, whose default
+//! allows them), since an example should carry no field the contract does not name.
+//! Enough to catch an example drifting from its schema without a validator crate.
 
 use serde_json::Value;
 
 const HANDLED: &[&str] = &[
-    "$ref", "type", "const", "enum", "required", "properties", "items", "anyOf", "oneOf",
-    "minimum", "maximum", "minLength", "maxLength",
+    "$ref",
+    "type",
+    "const",
+    "enum",
+    "required",
+    "properties",
+    "items",
+    "anyOf",
+    "oneOf",
+    "minimum",
+    "maximum",
+    "minLength",
+    "maxLength",
 ];
 const IGNORED: &[&str] = &[
-    "$schema", "$defs", "$comment", "title", "description", "format", "pattern",
+    "$schema",
+    "$defs",
+    "$comment",
+    "title",
+    "description",
+    "format",
+    "pattern",
 ];
 
 /// Every violation of `schema` by `value`, as `path: problem`.
@@ -75,7 +94,11 @@ fn check(root: &Value, schema: &Value, value: &Value, path: &str, out: &mut Vec<
                 .iter()
                 .filter(|b| violations_at(root, b, value, path).is_empty())
                 .count();
-            let ok = if key == "oneOf" { matching == 1 } else { matching >= 1 };
+            let ok = if key == "oneOf" {
+                matching == 1
+            } else {
+                matching >= 1
+            };
             if !ok {
                 out.push(format!("{path}: {matching} branches of {key} match"));
             }
@@ -95,10 +118,18 @@ fn check(root: &Value, schema: &Value, value: &Value, path: &str, out: &mut Vec<
     }
     if let Some(s) = value.as_str() {
         let len = s.chars().count() as u64;
-        if schema.get("minLength").and_then(Value::as_u64).is_some_and(|m| len < m) {
+        if schema
+            .get("minLength")
+            .and_then(Value::as_u64)
+            .is_some_and(|m| len < m)
+        {
             out.push(format!("{path}: shorter than minLength"));
         }
-        if schema.get("maxLength").and_then(Value::as_u64).is_some_and(|m| len > m) {
+        if schema
+            .get("maxLength")
+            .and_then(Value::as_u64)
+            .is_some_and(|m| len > m)
+        {
             out.push(format!("{path}: longer than maxLength"));
         }
     }

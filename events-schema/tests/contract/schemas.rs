@@ -58,10 +58,17 @@ fn every_event_type_has_a_schema_with_constant_type() {
     assert_eq!(schemas.len(), EventType::ALL.len());
     for (event_type, schema) in schemas {
         assert_eq!(schema["title"], event_type.as_str());
-        assert_eq!(schema["properties"]["event_type"]["const"], event_type.as_str());
+        assert_eq!(
+            schema["properties"]["event_type"]["const"],
+            event_type.as_str()
+        );
         assert_eq!(schema["properties"]["schema_version"]["const"], 1);
         let required = schema["required"].as_array().unwrap().len();
-        let expected = if event_type == EventType::FareRequested { 3 } else { 8 };
+        let expected = if event_type == EventType::FareRequested {
+            3
+        } else {
+            8
+        };
         assert_eq!(required, expected, "{event_type}");
     }
 }

@@ -1,0 +1,191 @@
+//! One test's world: its database, its topics, its recorder, its services.
+
+use std::net::SocketAddr;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use accounting_service::{AccountingConfig, AccountingService};
+use anyhow::Context;
+use events_schema::{Topic, TopicNames};
+use payment_service::saga::RetryPolicy;
+use payment_service::{PaymentConfig, PaymentService};
+use rand::Rng;
+use rdkafka::admin::{AdminClient, AdminOptions};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use transactional_messaging::config::KafkaSettings;
+use transactional_messaging::kafka;
+use transactional_messaging::retry::Backoff;
+
+use crate::database::{self, TestDatabase};
+use crate::recorder::Recorder;
+use crate::services::RunningService;
+
+const DATABASE_PREFIX: &str = "wr_test_";
+
+pub fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or_default()
+}
+
+/// When a test database was created, from its name `wr_test_<unix secs>_<random>`.
+pub fn created_at(name: &str) -> Option<u64> {
+    name.strip_prefix(DATABASE_PREFIX)?.split('_').next()?.parse().ok()
+}
+
+pub fn bootstrap_servers() -> String {
+    std::env::var("KAFKA_BOOTSTRAP_SERVERS").unwrap_or_else(|_| "localhost:9092".to_owned())
+}
+
+/// Retries fast enough for tests: the markers' refund budget is spent in well under a second.
+pub fn fast_retry_policy() -> RetryPolicy {
+    RetryPolicy {
+        gateway_attempts: 20,
+        gateway_backoff: Backoff::new(Duration::from_millis(2), Duration::from_millis(50)),
+        refund_attempts: 3,
+        compensation_backoff: Backoff::new(Duration::from_millis(5), Duration::from_millis(20)),
+    }
+}
+
+pub struct TestEnv {
+    pub names: TopicNames,
+    pub database: TestDatabase,
+    pub kafka: KafkaSettings,
+    pub recorder: Recorder,
+    producer: FutureProducer,
+    services: Vec<RunningService>,
+}
+
+impl TestEnv {
+    /// A fresh database and fresh topics (created and recorded from the start).
+    pub async fn new() -> anyhow::Result<TestEnv> {
+        transactional_messaging::telemetry::init("warn");
+        let _ = database::sweep_stale(DATABASE_PREFIX, 3600).await;
+        let tag = format!("{}_{:08x}", unix_now(), rand::rng().random::<u32>());
+        let database = TestDatabase::create(&format!("{DATABASE_PREFIX}{tag}")).await?;
+        let kafka = KafkaSettings {
+            bootstrap_servers: bootstrap_servers(),
+            topic_suffix: format!(".test-{tag}"),
+            replication_factor: 1,
+        };
+        let names = TopicNames::new(kafka.topic_suffix.clone());
+        kafka::ensure_topics(&kafka.bootstrap_servers, &names, 1)
+            .await
+            .context("cannot create test topics — is Kafka up? (scripts/stack up --infra-only)")?;
+        let recorder = Recorder::start(&kafka.bootstrap_servers, &names)?;
+        let producer = kafka::producer(&kafka.bootstrap_servers)?;
+        Ok(TestEnv {
+            names,
+            database,
+            kafka,
+            recorder,
+            producer,
+            services: Vec::new(),
+        })
+    }
+
+    /// The payment-service's configuration for this test.
+    pub fn payment_config(&self) -> PaymentConfig {
+        PaymentConfig {
+            database_url: self.database.role_url("payment_service"),
+            kafka: self.kafka.clone(),
+            http_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            faults: Default::default(),
+            retry: fast_retry_policy(),
+        }
+    }
+
+    pub fn accounting_config(&self) -> AccountingConfig {
+        AccountingConfig {
+            database_url: self.database.role_url("accounting_service"),
+            kafka: self.kafka.clone(),
+            http_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+        }
+    }
+
+    pub async fn start_payment_with(&mut self, config: PaymentConfig) -> anyhow::Result<SocketAddr> {
+        let service = PaymentService::build(config).await?;
+        let addr = service.http_addr()?;
+        self.services.push(RunningService::spawn("payment-service", addr, |stop| {
+            service.run(async move {
+                let _ = stop.await;
+            })
+        }));
+        Ok(addr)
+    }
+
+    pub async fn start_accounting(&mut self) -> anyhow::Result<SocketAddr> {
+        let service = AccountingService::build(self.accounting_config()).await?;
+        let addr = service.http_addr()?;
+        self.services.push(RunningService::spawn("accounting-service", addr, |stop| {
+            service.run(async move {
+                let _ = stop.await;
+            })
+        }));
+        Ok(addr)
+    }
+
+    /// Both services with this test's configuration.
+    pub async fn start_services(&mut self) -> anyhow::Result<()> {
+        self.start_payment_with(self.payment_config()).await?;
+        self.start_accounting().await?;
+        Ok(())
+    }
+
+    /// The address of a running service's read API.
+    pub fn service_url(&self, name: &str, path: &str) -> Option<String> {
+        self.services.iter().find(|s| s.name == name).map(|s| s.url(path))
+    }
+
+    /// Publishes raw bytes to one of this test's topics and waits for the broker's ack.
+    pub async fn publish(&self, topic: Topic, key: Option<&str>, payload: &[u8]) -> anyhow::Result<()> {
+        let name = self.names.name(topic);
+        let mut record = FutureRecord::<str, [u8]>::to(&name).payload(payload);
+        if let Some(key) = key {
+            record = record.key(key);
+        }
+        self.producer
+            .send(record, Duration::from_secs(10))
+            .await
+            .map_err(|(error, _)| error)
+            .with_context(|| format!("publishing to {name}"))?;
+        Ok(())
+    }
+
+    /// Publishes SPEC §3's minimal hand-typed request for `fare_id`.
+    pub async fn request_fare(&self, fare_id: &str, customer_id: &str, amount_minor: i64) -> anyhow::Result<()> {
+        let request = minimal_request(fare_id, customer_id, amount_minor);
+        self.publish(Topic::FareRequests, Some(fare_id), request.as_bytes()).await
+    }
+
+    /// Stops the services, deletes the topics and drops the database.
+    pub async fn teardown(mut self) -> anyhow::Result<()> {
+        for service in self.services.drain(..) {
+            service.stop().await?;
+        }
+        let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+            .set("bootstrap.servers", &self.kafka.bootstrap_servers)
+            .create()?;
+        let topics: Vec<String> = Topic::ALL.iter().map(|t| self.names.name(*t)).collect();
+        let topic_refs: Vec<&str> = topics.iter().map(String::as_str).collect();
+        admin.delete_topics(&topic_refs, &AdminOptions::new()).await?;
+        self.database.drop().await
+    }
+}
+
+/// SPEC §3's minimal valid request, with the given values.
+pub fn minimal_request(fare_id: &str, customer_id: &str, amount_minor: i64) -> String {
+    serde_json::json!({
+        "event_type": "FareRequested",
+        "fare_id": fare_id,
+        "data": {
+            "customer_id": customer_id,
+            "amount_minor": amount_minor,
+            "currency": "USD",
+            "payment_token": "tok_visa"
+        }
+    })
+    .to_string()
+}

@@ -1,0 +1,57 @@
+//! SPEC §6.6: a second `FareRequested` for a known `fare_id` never starts a second saga.
+
+use std::time::Duration;
+
+use events_schema::{EventType, Topic};
+use tests::env::minimal_request;
+use tests::TestEnv;
+
+const TIMEOUT: Duration = Duration::from_secs(60);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_identical_duplicate_is_ignored_and_a_different_one_is_dead_lettered() -> anyhow::Result<()> {
+    let mut env = TestEnv::new().await?;
+    env.start_services().await?;
+    env.request_fare("wr_dup", "3", 2000).await?;
+    env.recorder.outcome_of("wr_dup", TIMEOUT).await?;
+
+    // The same request again, byte for byte, and once more with its own explicit event_id.
+    env.request_fare("wr_dup", "3", 2000).await?;
+    let mut with_id: serde_json::Value = serde_json::from_str(&minimal_request("wr_dup", "3", 2000))?;
+    with_id["event_id"] = serde_json::json!(uuid::Uuid::now_v7().to_string());
+    env.publish(Topic::FareRequests, Some("wr_dup"), with_id.to_string().as_bytes()).await?;
+    // A different request under the same fare_id.
+    let conflicting = minimal_request("wr_dup", "3", 9999);
+    env.publish(Topic::FareRequests, Some("wr_dup"), conflicting.as_bytes()).await?;
+
+    let letter = env
+        .recorder
+        .wait_for("the conflicting duplicate in the DLQ", TIMEOUT, |records| {
+            records
+                .iter()
+                .find(|r| r.topic == Topic::PaymentDlq && r.payload == conflicting.as_bytes())
+                .cloned()
+        })
+        .await?;
+    assert!(letter.headers["dlq.error"].starts_with("conflicting duplicate"), "{:?}", letter.headers);
+
+    // A later fare proves the duplicates were all consumed before we count.
+    env.request_fare("wr_after", "3", 100).await?;
+    env.recorder.outcome_of("wr_after", TIMEOUT).await?;
+    let types = env.recorder.event_types_for("wr_dup");
+    assert_eq!(
+        types,
+        vec![EventType::PreAuthorised, EventType::Charged, EventType::AccountUpdated, EventType::FareCollected],
+        "one saga only"
+    );
+    let admin = env.database.admin_pool().await?;
+    let (captures, ledger): (i64, i64) = sqlx::query_as(
+        "SELECT (SELECT count(*) FROM payment.gateway_operations WHERE fare_id = 'wr_dup' AND operation = 'capture'), \
+                (SELECT COALESCE(sum(amount_minor), 0) FROM accounting.ledger_entries WHERE fare_id = 'wr_dup')::bigint",
+    )
+    .fetch_one(&admin)
+    .await?;
+    assert_eq!((captures, ledger), (1, 2000), "charged once, credited once, with the first amount");
+    admin.close().await;
+    env.teardown().await
+}
