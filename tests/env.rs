@@ -165,6 +165,7 @@ impl TestEnv {
         for service in self.services.drain(..) {
             service.stop().await?;
         }
+        self.recorder.stop().await;
         let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
             .set("bootstrap.servers", &self.kafka.bootstrap_servers)
             .create()?;

@@ -9,6 +9,8 @@
 
 pub mod database;
 pub mod env;
+pub mod invariants;
+pub mod processes;
 pub mod recorder;
 pub mod services;
 

@@ -33,7 +33,7 @@ impl Recorded {
 
 pub struct Recorder {
     records: Arc<Mutex<Vec<Recorded>>>,
-    task: JoinHandle<()>,
+    task: Option<JoinHandle<()>>,
 }
 
 impl Recorder {
@@ -87,7 +87,18 @@ impl Recorder {
                 sink.lock().expect("recorder lock").push(record);
             }
         });
-        Ok(Recorder { records, task })
+        Ok(Recorder {
+            records,
+            task: Some(task),
+        })
+    }
+
+    /// Stops recording and closes the consumer (before a test deletes its topics).
+    pub async fn stop(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+            let _ = task.await;
+        }
     }
 
     pub fn snapshot(&self) -> Vec<Recorded> {
@@ -155,7 +166,9 @@ impl Recorder {
 
 impl Drop for Recorder {
     fn drop(&mut self) {
-        self.task.abort();
+        if let Some(task) = &self.task {
+            task.abort();
+        }
     }
 }
 

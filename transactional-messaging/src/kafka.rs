@@ -13,6 +13,10 @@ use rdkafka::producer::FutureProducer;
 
 /// The largest message a service accepts from a topic; larger ones are dead-lettered.
 pub const MAX_MESSAGE_BYTES: usize = 64 * 1024;
+/// DLQ topics accept messages twice the broker's default limit (1 MB), so that any message a
+/// source topic accepted still fits in the DLQ with its headers — the relay is never stuck on
+/// a dead letter the broker refuses.
+const DLQ_MAX_MESSAGE_BYTES: &str = "2097152";
 
 /// An idempotent producer (`acks=all`, in-order retries): a message acknowledged is on every
 /// in-sync replica, and a retried send never reorders or duplicates within a partition.
@@ -22,6 +26,7 @@ pub fn producer(bootstrap_servers: &str) -> anyhow::Result<FutureProducer> {
         .set("enable.idempotence", "true")
         .set("acks", "all")
         .set("linger.ms", "2")
+        .set("message.max.bytes", "3000000")
         .set("message.timeout.ms", "30000")
         .create()
         .context("cannot create the Kafka producer")
@@ -65,12 +70,17 @@ pub async fn ensure_topics(
         .iter()
         .enumerate()
         .map(|(i, topic)| {
-            NewTopic::new(
+            let new_topic = NewTopic::new(
                 &topic_names[i],
                 topic.partitions(),
                 TopicReplication::Fixed(replication_factor),
             )
-            .set("retention.ms", &retention[i])
+            .set("retention.ms", &retention[i]);
+            if topic.is_dlq() {
+                new_topic.set("max.message.bytes", DLQ_MAX_MESSAGE_BYTES)
+            } else {
+                new_topic
+            }
         })
         .collect();
     let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));

@@ -1,0 +1,211 @@
+//! Talking to Kafka: where it is (from the environment), whether it answers, which topics it
+//! has, and consumers that read without joining a group or committing anything.
+//!
+//! Every call that could hang on an unreachable broker is bounded by [`KAFKA_TIMEOUT`] and
+//! fails with a message naming the bootstrap servers.
+
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use events_schema::{Topic, TopicNames};
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer, StreamConsumer};
+use rdkafka::error::RDKafkaErrorCode;
+use rdkafka::{Offset, TopicPartitionList};
+use transactional_messaging::config::KafkaSettings;
+
+/// How long a metadata request or an acknowledgement may take before Kafka counts as
+/// unreachable.
+pub const KAFKA_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The Kafka cluster and topic names this invocation uses.
+#[derive(Debug, Clone)]
+pub struct Kafka {
+    /// `KAFKA_BOOTSTRAP_SERVERS`, `TOPIC_SUFFIX`, `KAFKA_REPLICATION_FACTOR`.
+    pub settings: KafkaSettings,
+    /// The topic names under `TOPIC_SUFFIX`.
+    pub names: TopicNames,
+}
+
+impl Kafka {
+    /// Reads the settings from the environment.
+    pub fn from_env() -> anyhow::Result<Kafka> {
+        let settings = KafkaSettings::from_env()
+            .context("fix or unset the variable (defaults: localhost:9092, no suffix, replication 1)")?;
+        let names = TopicNames::new(settings.topic_suffix.clone());
+        Ok(Kafka { settings, names })
+    }
+
+    /// The bootstrap servers, e.g. `localhost:9092`.
+    pub fn bootstrap(&self) -> &str {
+        &self.settings.bootstrap_servers
+    }
+
+    /// The configured name of `topic`.
+    pub fn topic(&self, topic: Topic) -> String {
+        self.names.name(topic)
+    }
+
+    /// "cannot reach Kafka at …" with what to do about it.
+    pub fn unreachable(&self) -> String {
+        unreachable(self.bootstrap())
+    }
+
+    /// The partition count of each of `topics` (`None`: the topic does not exist).
+    pub async fn partitions(&self, topics: Vec<String>) -> anyhow::Result<Vec<(String, Option<usize>)>> {
+        let config = self.client_config();
+        let unreachable = self.unreachable();
+        tokio::task::spawn_blocking(move || {
+            let client: BaseConsumer = config.create().context("cannot create a Kafka client")?;
+            let metadata = client
+                .fetch_metadata(None, KAFKA_TIMEOUT)
+                .context(unreachable)?;
+            Ok(topics
+                .into_iter()
+                .map(|name| {
+                    let partitions = metadata
+                        .topics()
+                        .iter()
+                        .find(|t| t.name() == name && t.error().is_none())
+                        .map(|t| t.partitions().len());
+                    (name, partitions)
+                })
+                .collect())
+        })
+        .await
+        .context("the Kafka metadata request was interrupted")?
+    }
+
+    /// The partition count of `topic`; an error telling the user to create the topics when
+    /// it does not exist.
+    pub async fn require(&self, topic: Topic) -> anyhow::Result<usize> {
+        let name = self.topic(topic);
+        let found = self.partitions(vec![name.clone()]).await?;
+        match found.first().and_then(|(_, p)| *p) {
+            Some(partitions) if partitions > 0 => Ok(partitions),
+            _ => bail!(
+                "topic {name} does not exist on Kafka at {} — create the topics with `fares topics ensure` \
+                 (TOPIC_SUFFIX={:?})",
+                self.bootstrap(),
+                self.names.suffix()
+            ),
+        }
+    }
+
+    /// The next offset of every partition of `topic` (its high watermark): where a reader
+    /// must start to see everything written from now on.
+    pub async fn end_offsets(&self, topic: &str, partitions: usize) -> anyhow::Result<Vec<(i32, i64)>> {
+        let config = self.client_config();
+        let topic = topic.to_owned();
+        let unreachable = self.unreachable();
+        tokio::task::spawn_blocking(move || {
+            let client: BaseConsumer = config.create().context("cannot create a Kafka client")?;
+            (0..partitions as i32)
+                .map(|p| {
+                    let (_, high) = client
+                        .fetch_watermarks(&topic, p, KAFKA_TIMEOUT)
+                        .with_context(|| format!("cannot read the end of {topic} partition {p}"))
+                        .context(unreachable.clone())?;
+                    Ok((p, high))
+                })
+                .collect()
+        })
+        .await
+        .context("the Kafka offsets request was interrupted")?
+    }
+
+    /// A consumer of `topic` assigned to every partition at `start`. It joins no group and
+    /// commits nothing, so it never disturbs the services' consumers or leaves state behind.
+    pub fn reader(&self, topic: &str, start: &Start) -> anyhow::Result<StreamConsumer> {
+        let consumer: StreamConsumer = self
+            .client_config()
+            // A group id is required by the client; a unique one, never joined or committed.
+            .set("group.id", format!("fares-cli-{}", uuid::Uuid::new_v4().simple()))
+            .set("enable.auto.commit", "false")
+            .set("enable.auto.offset.store", "false")
+            .set("enable.partition.eof", "false")
+            .set("auto.offset.reset", "earliest")
+            .create()
+            .context("cannot create the Kafka consumer")?;
+        let mut assignment = TopicPartitionList::new();
+        for (partition, offset) in start.offsets() {
+            assignment
+                .add_partition_offset(topic, partition, offset)
+                .context("cannot build the partition assignment")?;
+        }
+        consumer
+            .assign(&assignment)
+            .with_context(|| format!("cannot assign the partitions of {topic}"))?;
+        Ok(consumer)
+    }
+
+    fn client_config(&self) -> ClientConfig {
+        let mut config = ClientConfig::new();
+        config
+            .set("bootstrap.servers", self.bootstrap())
+            .set("socket.timeout.ms", "10000");
+        config
+    }
+}
+
+/// Where a [`Kafka::reader`] starts in each partition.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Start {
+    /// The oldest message still kept, in each of this many partitions.
+    Beginning(usize),
+    /// Only messages written after the reader is assigned, in each of this many partitions.
+    End(usize),
+    /// Exact offsets per partition, e.g. from [`Kafka::end_offsets`] taken earlier.
+    At(Vec<(i32, i64)>),
+}
+
+impl Start {
+    fn offsets(&self) -> Vec<(i32, Offset)> {
+        match self {
+            Start::Beginning(n) => (0..*n as i32).map(|p| (p, Offset::Beginning)).collect(),
+            Start::End(n) => (0..*n as i32).map(|p| (p, Offset::End)).collect(),
+            Start::At(offsets) => offsets.iter().map(|&(p, o)| (p, Offset::Offset(o))).collect(),
+        }
+    }
+}
+
+/// "cannot reach Kafka at …" with what to do about it.
+pub fn unreachable(bootstrap: &str) -> String {
+    format!(
+        "cannot reach Kafka at {bootstrap} — is the stack up? (scripts/stack up; \
+         set KAFKA_BOOTSTRAP_SERVERS if Kafka runs elsewhere)"
+    )
+}
+
+/// Whether a consumer error means the topic is gone (reading on would only repeat it).
+pub fn is_missing_topic(code: RDKafkaErrorCode) -> bool {
+    matches!(
+        code,
+        RDKafkaErrorCode::UnknownTopicOrPartition | RDKafkaErrorCode::UnknownTopic
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unreachable_names_the_servers_and_the_remedy() {
+        let text = unreachable("localhost:9092");
+        assert!(text.contains("cannot reach Kafka at localhost:9092"), "{text}");
+        assert!(text.contains("scripts/stack up"), "{text}");
+    }
+
+    #[test]
+    fn start_offsets_cover_every_partition() {
+        assert_eq!(
+            Start::Beginning(2).offsets(),
+            [(0, Offset::Beginning), (1, Offset::Beginning)]
+        );
+        assert_eq!(Start::End(1).offsets(), [(0, Offset::End)]);
+        assert_eq!(
+            Start::At(vec![(0, 5), (1, 0)]).offsets(),
+            [(0, Offset::Offset(5)), (1, Offset::Offset(0))]
+        );
+    }
+}
