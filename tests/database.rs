@@ -35,14 +35,17 @@ impl TestDatabase {
         tx.execute("SELECT pg_advisory_xact_lock(727274)").await?;
         tx.execute(ROLES_SQL).await.context("applying roles.sql")?;
         tx.commit().await?;
-        conn.execute(format!("CREATE DATABASE \"{name}\"").as_str()).await?;
+        conn.execute(format!("CREATE DATABASE \"{name}\"").as_str())
+            .await?;
         conn.close().await?;
         let database = TestDatabase {
             name: name.to_owned(),
             admin,
         };
         let mut conn = PgConnection::connect_with(&database.admin_options()).await?;
-        conn.execute(SCHEMAS_SQL).await.context("applying schemas.sql")?;
+        conn.execute(SCHEMAS_SQL)
+            .await
+            .context("applying schemas.sql")?;
         conn.close().await?;
         Ok(database)
     }
@@ -64,8 +67,12 @@ impl TestDatabase {
 
     /// A pool connected as `role`, resolving names in `schema`.
     pub async fn role_pool(&self, role: &str, schema: &str) -> anyhow::Result<PgPool> {
-        let options = PgConnectOptions::from_str(&self.role_url(role))?.options([("search_path", schema)]);
-        Ok(PgPoolOptions::new().max_connections(4).connect_with(options).await?)
+        let options =
+            PgConnectOptions::from_str(&self.role_url(role))?.options([("search_path", schema)]);
+        Ok(PgPoolOptions::new()
+            .max_connections(4)
+            .connect_with(options)
+            .await?)
     }
 
     /// An admin pool on this database (sees every schema), for assertions.
@@ -88,13 +95,16 @@ impl TestDatabase {
 pub async fn sweep_stale(prefix: &str, older_than_secs: u64) -> anyhow::Result<()> {
     let admin = PgConnectOptions::from_str(&admin_url())?;
     let mut conn = PgConnection::connect_with(&admin).await?;
-    let names: Vec<String> = sqlx::query_scalar("SELECT datname FROM pg_database WHERE datname LIKE $1")
-        .bind(format!("{prefix}%"))
-        .fetch_all(&mut conn)
-        .await?;
+    let names: Vec<String> =
+        sqlx::query_scalar("SELECT datname FROM pg_database WHERE datname LIKE $1")
+            .bind(format!("{prefix}%"))
+            .fetch_all(&mut conn)
+            .await?;
     let now = crate::env::unix_now();
     for name in names {
-        if crate::env::created_at(&name).is_some_and(|created| now.saturating_sub(created) > older_than_secs) {
+        if crate::env::created_at(&name)
+            .is_some_and(|created| now.saturating_sub(created) > older_than_secs)
+        {
             conn.execute(format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)").as_str())
                 .await?;
         }

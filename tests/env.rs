@@ -32,7 +32,11 @@ pub fn unix_now() -> u64 {
 
 /// When a test database was created, from its name `wr_test_<unix secs>_<random>`.
 pub fn created_at(name: &str) -> Option<u64> {
-    name.strip_prefix(DATABASE_PREFIX)?.split('_').next()?.parse().ok()
+    name.strip_prefix(DATABASE_PREFIX)?
+        .split('_')
+        .next()?
+        .parse()
+        .ok()
 }
 
 pub fn bootstrap_servers() -> String {
@@ -105,25 +109,30 @@ impl TestEnv {
         }
     }
 
-    pub async fn start_payment_with(&mut self, config: PaymentConfig) -> anyhow::Result<SocketAddr> {
+    pub async fn start_payment_with(
+        &mut self,
+        config: PaymentConfig,
+    ) -> anyhow::Result<SocketAddr> {
         let service = PaymentService::build(config).await?;
         let addr = service.http_addr()?;
-        self.services.push(RunningService::spawn("payment-service", addr, |stop| {
-            service.run(async move {
-                let _ = stop.await;
-            })
-        }));
+        self.services
+            .push(RunningService::spawn("payment-service", addr, |stop| {
+                service.run(async move {
+                    let _ = stop.await;
+                })
+            }));
         Ok(addr)
     }
 
     pub async fn start_accounting(&mut self) -> anyhow::Result<SocketAddr> {
         let service = AccountingService::build(self.accounting_config()).await?;
         let addr = service.http_addr()?;
-        self.services.push(RunningService::spawn("accounting-service", addr, |stop| {
-            service.run(async move {
-                let _ = stop.await;
-            })
-        }));
+        self.services
+            .push(RunningService::spawn("accounting-service", addr, |stop| {
+                service.run(async move {
+                    let _ = stop.await;
+                })
+            }));
         Ok(addr)
     }
 
@@ -136,11 +145,19 @@ impl TestEnv {
 
     /// The address of a running service's read API.
     pub fn service_url(&self, name: &str, path: &str) -> Option<String> {
-        self.services.iter().find(|s| s.name == name).map(|s| s.url(path))
+        self.services
+            .iter()
+            .find(|s| s.name == name)
+            .map(|s| s.url(path))
     }
 
     /// Publishes raw bytes to one of this test's topics and waits for the broker's ack.
-    pub async fn publish(&self, topic: Topic, key: Option<&str>, payload: &[u8]) -> anyhow::Result<()> {
+    pub async fn publish(
+        &self,
+        topic: Topic,
+        key: Option<&str>,
+        payload: &[u8],
+    ) -> anyhow::Result<()> {
         let name = self.names.name(topic);
         let mut record = FutureRecord::<str, [u8]>::to(&name).payload(payload);
         if let Some(key) = key {
@@ -155,9 +172,15 @@ impl TestEnv {
     }
 
     /// Publishes SPEC §3's minimal hand-typed request for `fare_id`.
-    pub async fn request_fare(&self, fare_id: &str, customer_id: &str, amount_minor: i64) -> anyhow::Result<()> {
+    pub async fn request_fare(
+        &self,
+        fare_id: &str,
+        customer_id: &str,
+        amount_minor: i64,
+    ) -> anyhow::Result<()> {
         let request = minimal_request(fare_id, customer_id, amount_minor);
-        self.publish(Topic::FareRequests, Some(fare_id), request.as_bytes()).await
+        self.publish(Topic::FareRequests, Some(fare_id), request.as_bytes())
+            .await
     }
 
     /// Stops the services, deletes the topics and drops the database.
@@ -171,7 +194,9 @@ impl TestEnv {
             .create()?;
         let topics: Vec<String> = Topic::ALL.iter().map(|t| self.names.name(*t)).collect();
         let topic_refs: Vec<&str> = topics.iter().map(String::as_str).collect();
-        admin.delete_topics(&topic_refs, &AdminOptions::new()).await?;
+        admin
+            .delete_topics(&topic_refs, &AdminOptions::new())
+            .await?;
         self.database.drop().await
     }
 }

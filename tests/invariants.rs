@@ -44,12 +44,20 @@ pub fn assert_events(records: &[Recorded], customers: &BTreeMap<String, String>)
             .insert(event.event_id.as_uuid());
     }
     for ((fare_id, event_type), distinct) in &ids {
-        assert_eq!(distinct.len(), 1, "{fare_id} has {} distinct {event_type:?}", distinct.len());
+        assert_eq!(
+            distinct.len(),
+            1,
+            "{fare_id} has {} distinct {event_type:?}",
+            distinct.len()
+        );
     }
     for (fare_id, customer) in customers {
         let collected = ids.contains_key(&(fare_id.clone(), EventType::FareCollected));
         let failed = ids.contains_key(&(fare_id.clone(), EventType::FareCollectionFailed));
-        assert!(collected != failed, "{fare_id}: collected={collected} failed={failed}");
+        assert!(
+            collected != failed,
+            "{fare_id}: collected={collected} failed={failed}"
+        );
         let should_collect = FailureMarker::of_str(customer) == FailureMarker::None;
         assert_eq!(collected, should_collect, "{fare_id} ({customer}) outcome");
     }

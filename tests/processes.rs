@@ -44,16 +44,24 @@ impl ServiceProcess {
             .kill_on_drop(true);
         match name {
             "payment-service" => command
-                .env("PAYMENT_DATABASE_URL", env.database.role_url("payment_service"))
+                .env(
+                    "PAYMENT_DATABASE_URL",
+                    env.database.role_url("payment_service"),
+                )
                 .env("PAYMENT_HTTP_ADDR", "127.0.0.1:0")
                 .env("GATEWAY_RETRY_BASE_MS", "2")
                 .env("COMPENSATION_RETRY_BASE_MS", "5")
                 .env("REFUND_MAX_ATTEMPTS", "3"),
             _ => command
-                .env("ACCOUNTING_DATABASE_URL", env.database.role_url("accounting_service"))
+                .env(
+                    "ACCOUNTING_DATABASE_URL",
+                    env.database.role_url("accounting_service"),
+                )
                 .env("ACCOUNTING_HTTP_ADDR", "127.0.0.1:0"),
         };
-        let child = command.spawn().with_context(|| format!("starting {name}"))?;
+        let child = command
+            .spawn()
+            .with_context(|| format!("starting {name}"))?;
         Ok(ServiceProcess { name, child })
     }
 
@@ -67,7 +75,11 @@ impl ServiceProcess {
     /// SIGTERM and wait for the clean stop.
     pub async fn terminate(mut self) -> anyhow::Result<std::process::ExitStatus> {
         if let Some(pid) = self.child.id() {
-            Command::new("kill").arg("-TERM").arg(pid.to_string()).status().await?;
+            Command::new("kill")
+                .arg("-TERM")
+                .arg(pid.to_string())
+                .status()
+                .await?;
         }
         Ok(self.child.wait().await?)
     }

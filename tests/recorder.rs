@@ -48,7 +48,11 @@ impl Recorder {
         let mut assignment = TopicPartitionList::new();
         for topic in Topic::ALL {
             for partition in 0..topic.partitions() {
-                assignment.add_partition_offset(&names.name(topic), partition, Offset::Beginning)?;
+                assignment.add_partition_offset(
+                    &names.name(topic),
+                    partition,
+                    Offset::Beginning,
+                )?;
             }
         }
         consumer.assign(&assignment)?;
@@ -70,7 +74,8 @@ impl Recorder {
                         headers
                             .iter()
                             .map(|h| {
-                                let value = h.value.map(|v| String::from_utf8_lossy(v).into_owned());
+                                let value =
+                                    h.value.map(|v| String::from_utf8_lossy(v).into_owned());
                                 (h.key.to_owned(), value.unwrap_or_default())
                             })
                             .collect()
@@ -80,7 +85,9 @@ impl Recorder {
                     topic,
                     partition: message.partition(),
                     offset: message.offset(),
-                    key: message.key().map(|k| String::from_utf8_lossy(k).into_owned()),
+                    key: message
+                        .key()
+                        .map(|k| String::from_utf8_lossy(k).into_owned()),
                     payload: message.payload().unwrap_or_default().to_vec(),
                     headers,
                 };
@@ -125,7 +132,10 @@ impl Recorder {
     }
 
     pub fn on_topic(&self, topic: Topic) -> Vec<Recorded> {
-        self.snapshot().into_iter().filter(|r| r.topic == topic).collect()
+        self.snapshot()
+            .into_iter()
+            .filter(|r| r.topic == topic)
+            .collect()
     }
 
     /// Polls `check` every 50 ms until it returns `Some`, or fails after `timeout` naming
@@ -184,7 +194,11 @@ pub fn causal_order(events: Vec<Event>) -> Vec<Event> {
     while !unique.is_empty() {
         let ready = unique
             .iter()
-            .position(|e| !unique.iter().any(|cause| cause.event_id == e.causation_id && cause.event_id != e.event_id))
+            .position(|e| {
+                !unique
+                    .iter()
+                    .any(|cause| cause.event_id == e.causation_id && cause.event_id != e.event_id)
+            })
             .unwrap_or(0);
         ordered.push(unique.remove(ready));
     }

@@ -59,7 +59,9 @@ async fn show_account(State(pool): State<PgPool>, Path(customer_id): Path<String
         if accounts.is_empty() {
             return Ok(None);
         }
-        Ok(Some(json!({ "customer_id": customer_id, "accounts": accounts, "latest_entries": entries })))
+        Ok(Some(
+            json!({ "customer_id": customer_id, "accounts": accounts, "latest_entries": entries }),
+        ))
     }
     .await;
     found_or_404(view, &format!("customer {customer_id}"))

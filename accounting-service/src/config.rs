@@ -21,7 +21,10 @@ impl AccountingConfig {
                 "postgres://accounting_service:accounting_service@localhost:5432/wildrydes",
             ),
             kafka: KafkaSettings::from_env()?,
-            http_addr: env_parse("ACCOUNTING_HTTP_ADDR", SocketAddr::from(([127, 0, 0, 1], 8082)))?,
+            http_addr: env_parse(
+                "ACCOUNTING_HTTP_ADDR",
+                SocketAddr::from(([127, 0, 0, 1], 8082)),
+            )?,
         })
     }
 }

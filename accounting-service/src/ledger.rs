@@ -53,7 +53,8 @@ pub struct Credit<'a> {
     pub charge_event_id: EventId,
 }
 
-const ENTRY_COLUMNS: &str = "id, customer_id, currency, fare_id, amount_minor, balance_after_minor, \
+const ENTRY_COLUMNS: &str =
+    "id, customer_id, currency, fare_id, amount_minor, balance_after_minor, \
      charge_event_id, created_at";
 
 /// Appends the credit to the customer's ledger (creating the account on first use) and returns
@@ -93,7 +94,11 @@ pub async fn credit(conn: &mut PgConnection, credit: &Credit<'_>) -> sqlx::Resul
 }
 
 /// Records that the credit could not be made, and why.
-pub async fn record_failure(conn: &mut PgConnection, credit: &Credit<'_>, reason: &str) -> sqlx::Result<()> {
+pub async fn record_failure(
+    conn: &mut PgConnection,
+    credit: &Credit<'_>,
+    reason: &str,
+) -> sqlx::Result<()> {
     sqlx::query(
         "INSERT INTO credit_failures (fare_id, customer_id, amount_minor, currency, reason, charge_event_id) \
          VALUES ($1, $2, $3, $4, $5, $6)",
@@ -120,12 +125,21 @@ pub async fn already_settled(conn: &mut PgConnection, fare_id: &FareId) -> sqlx:
     .await
 }
 
-pub async fn entry_for_fare(conn: &mut PgConnection, fare_id: &FareId) -> sqlx::Result<Option<LedgerEntry>> {
+pub async fn entry_for_fare(
+    conn: &mut PgConnection,
+    fare_id: &FareId,
+) -> sqlx::Result<Option<LedgerEntry>> {
     let query = format!("SELECT {ENTRY_COLUMNS} FROM ledger_entries WHERE fare_id = $1");
-    sqlx::query_as(&query).bind(fare_id.as_str()).fetch_optional(conn).await
+    sqlx::query_as(&query)
+        .bind(fare_id.as_str())
+        .fetch_optional(conn)
+        .await
 }
 
-pub async fn failure_for_fare(conn: &mut PgConnection, fare_id: &FareId) -> sqlx::Result<Option<CreditFailure>> {
+pub async fn failure_for_fare(
+    conn: &mut PgConnection,
+    fare_id: &FareId,
+) -> sqlx::Result<Option<CreditFailure>> {
     sqlx::query_as(
         "SELECT fare_id, customer_id, amount_minor, currency, reason, charge_event_id, created_at \
          FROM credit_failures WHERE fare_id = $1",

@@ -55,7 +55,10 @@ impl AccountingService {
     }
 
     /// Runs until `shutdown` completes.
-    pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+    pub async fn run(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
         let router = api::router(self.service.pool.clone());
         self.service.run(AccountingHandler, router, shutdown).await
     }

@@ -26,7 +26,10 @@ pub fn router(pool: PgPool) -> Router {
 
 async fn show_fare(State(pool): State<PgPool>, Path(fare_id): Path<String>) -> Response {
     match FareId::parse(&fare_id) {
-        Ok(fare_id) => found_or_404(timeline::of_fare(&pool, &fare_id).await, &format!("fare {fare_id}")),
+        Ok(fare_id) => found_or_404(
+            timeline::of_fare(&pool, &fare_id).await,
+            &format!("fare {fare_id}"),
+        ),
         Err(error) => error_response(StatusCode::BAD_REQUEST, &error.to_string()),
     }
 }
@@ -41,7 +44,9 @@ async fn list_fares(State(pool): State<PgPool>, Query(query): Query<ListQuery>) 
         None => None,
         Some(name) => match FareStatus::parse(name) {
             Some(status) => Some(status),
-            None => return error_response(StatusCode::BAD_REQUEST, &format!("unknown status {name}")),
+            None => {
+                return error_response(StatusCode::BAD_REQUEST, &format!("unknown status {name}"))
+            }
         },
     };
     let result: anyhow::Result<serde_json::Value> = async {

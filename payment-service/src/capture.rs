@@ -6,7 +6,7 @@ use sqlx::PgConnection;
 use transactional_messaging::{outbox, Consumed, Disposition, HandleError};
 
 use crate::fare::{self, FareStatus};
-use crate::gateway::{GatewayCall, Operation, PaymentGateway};
+use crate::gateway::{Operation, PaymentGateway};
 use crate::saga::{begin_step, Saga};
 
 pub async fn on_pre_authorised<G: PaymentGateway>(
@@ -15,19 +15,13 @@ pub async fn on_pre_authorised<G: PaymentGateway>(
     message: &Consumed,
     event: &Event,
 ) -> Result<Disposition, HandleError> {
-    let Some(mut fare) = begin_step(&mut *conn, message, event, FareStatus::PreAuthorised).await? else {
+    let Some(mut fare) = begin_step(&mut *conn, message, event, FareStatus::PreAuthorised).await?
+    else {
         return Ok(Disposition::Ignored);
     };
     let charge = fare.charge()?;
     let authorisation_id = fare.authorisation_id.clone().unwrap_or_default();
-    let call = GatewayCall {
-        fare_id: &fare.fare_id,
-        customer_id: &charge.customer_id,
-        amount_minor: charge.amount_minor,
-        currency: charge.currency,
-        payment_token: None,
-        reference: Some(&authorisation_id),
-    };
+    let call = charge.gateway_call(&fare.fare_id, &authorisation_id);
     let data = match saga.call_gateway(Operation::Capture, &call).await? {
         Ok(charge_id) => {
             fare.status = FareStatus::Charged;

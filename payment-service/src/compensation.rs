@@ -3,12 +3,14 @@
 //! succeed (forward recovery); a refund the gateway keeps refusing past its budget emits
 //! `RefundFailed` and leaves the fare for an operator — never silently dropped.
 
-use events_schema::{Compensation, Event, EventData, PaymentRefunded, PreAuthReleased, RefundFailed};
+use events_schema::{
+    Compensation, Event, EventData, PaymentRefunded, PreAuthReleased, RefundFailed,
+};
 use sqlx::PgConnection;
 use transactional_messaging::{outbox, Consumed, Disposition, HandleError};
 
 use crate::fare::{self, FareStatus};
-use crate::gateway::{GatewayCall, Operation, PaymentGateway};
+use crate::gateway::{Operation, PaymentGateway};
 use crate::saga::{begin_step, Saga};
 
 /// `ChargeFailed` → release the hold → `PreAuthReleased`.
@@ -18,19 +20,13 @@ pub async fn on_charge_failed<G: PaymentGateway>(
     message: &Consumed,
     event: &Event,
 ) -> Result<Disposition, HandleError> {
-    let Some(mut fare) = begin_step(&mut *conn, message, event, FareStatus::ChargeFailed).await? else {
+    let Some(mut fare) = begin_step(&mut *conn, message, event, FareStatus::ChargeFailed).await?
+    else {
         return Ok(Disposition::Ignored);
     };
     let charge = fare.charge()?;
     let authorisation_id = fare.authorisation_id.clone().unwrap_or_default();
-    let call = GatewayCall {
-        fare_id: &fare.fare_id,
-        customer_id: &charge.customer_id,
-        amount_minor: charge.amount_minor,
-        currency: charge.currency,
-        payment_token: None,
-        reference: Some(&authorisation_id),
-    };
+    let call = charge.gateway_call(&fare.fare_id, &authorisation_id);
     let mut attempt = 0;
     loop {
         attempt += 1;
@@ -75,14 +71,7 @@ pub async fn on_account_update_failed<G: PaymentGateway>(
         fare.failure_reason = Some(format!("customer account update failed: {}", failed.reason));
     }
     let charge_id = fare.charge_id.clone().unwrap_or_default();
-    let call = GatewayCall {
-        fare_id: &fare.fare_id,
-        customer_id: &charge.customer_id,
-        amount_minor: charge.amount_minor,
-        currency: charge.currency,
-        payment_token: None,
-        reference: Some(&charge_id),
-    };
+    let call = charge.gateway_call(&fare.fare_id, &charge_id);
     let mut attempt = 0;
     let refunded = loop {
         attempt += 1;

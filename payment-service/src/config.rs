@@ -37,18 +37,27 @@ impl PaymentConfig {
                 "postgres://payment_service:payment_service@localhost:5432/wildrydes",
             ),
             kafka: KafkaSettings::from_env()?,
-            http_addr: env_parse("PAYMENT_HTTP_ADDR", SocketAddr::from(([127, 0, 0, 1], 8081)))?,
+            http_addr: env_parse(
+                "PAYMENT_HTTP_ADDR",
+                SocketAddr::from(([127, 0, 0, 1], 8081)),
+            )?,
             faults: FaultInjection {
                 rate: fault_rate,
                 latency: Duration::from_millis(env_parse("GATEWAY_LATENCY_MS", 0)?),
             },
             retry: RetryPolicy {
-                gateway_attempts: at_least_one(env_parse("GATEWAY_MAX_ATTEMPTS", defaults.gateway_attempts)?),
+                gateway_attempts: at_least_one(env_parse(
+                    "GATEWAY_MAX_ATTEMPTS",
+                    defaults.gateway_attempts,
+                )?),
                 gateway_backoff: Backoff::new(
                     Duration::from_millis(env_parse("GATEWAY_RETRY_BASE_MS", 20)?),
                     defaults.gateway_backoff.max,
                 ),
-                refund_attempts: at_least_one(env_parse("REFUND_MAX_ATTEMPTS", defaults.refund_attempts)?),
+                refund_attempts: at_least_one(env_parse(
+                    "REFUND_MAX_ATTEMPTS",
+                    defaults.refund_attempts,
+                )?),
                 compensation_backoff: Backoff::new(
                     Duration::from_millis(env_parse("COMPENSATION_RETRY_BASE_MS", 100)?),
                     defaults.compensation_backoff.max,

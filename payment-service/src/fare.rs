@@ -9,6 +9,8 @@ use uuid::Uuid;
 
 use transactional_messaging::HandleError;
 
+use crate::gateway::GatewayCall;
+
 /// Where a fare's saga stands in the payment-service (SPEC §4).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -107,11 +109,27 @@ pub struct Charge {
     pub currency: Currency,
 }
 
+impl Charge {
+    /// The gateway call that acts on this charge's earlier operation `reference` (the
+    /// authorisation for a capture or release, the charge for a refund).
+    pub fn gateway_call<'a>(&'a self, fare_id: &'a FareId, reference: &'a str) -> GatewayCall<'a> {
+        GatewayCall {
+            fare_id,
+            customer_id: &self.customer_id,
+            amount_minor: self.amount_minor,
+            currency: self.currency,
+            payment_token: None,
+            reference: Some(reference),
+        }
+    }
+}
+
 impl Fare {
     /// The validated customer and amount. A registered (non-rejected) fare always has them;
     /// their absence is a permanent error.
     pub fn charge(&self) -> Result<Charge, HandleError> {
-        let missing = || HandleError::Permanent(format!("fare {} has no valid amount", self.fare_id));
+        let missing =
+            || HandleError::Permanent(format!("fare {} has no valid amount", self.fare_id));
         let customer_id = self
             .customer_id
             .as_deref()
@@ -155,12 +173,14 @@ type FareRow = (
     OffsetDateTime,
 );
 
-const COLUMNS: &str = "fare_id, request_event_id, correlation_id, request_fingerprint, customer_id, \
+const COLUMNS: &str =
+    "fare_id, request_event_id, correlation_id, request_fingerprint, customer_id, \
      amount_minor, currency, status, authorisation_id, charge_id, refund_id, failure_reason, \
      compensations, created_at, updated_at";
 
 fn from_row(row: FareRow) -> Result<Fare, sqlx::Error> {
-    let decode = |what: &str| sqlx::Error::Decode(format!("fares row has an invalid {what}").into());
+    let decode =
+        |what: &str| sqlx::Error::Decode(format!("fares row has an invalid {what}").into());
     Ok(Fare {
         fare_id: FareId::parse(&row.0).map_err(|_| decode("fare_id"))?,
         request_event_id: row.1,
@@ -191,6 +211,13 @@ fn compensation_as_str(compensation: Compensation) -> &'static str {
     }
 }
 
+fn compensation_names(compensations: &[Compensation]) -> Vec<&'static str> {
+    compensations
+        .iter()
+        .map(|c| compensation_as_str(*c))
+        .collect()
+}
+
 fn compensation_from_str(value: &str) -> Option<Compensation> {
     [Compensation::PreAuthReleased, Compensation::PaymentRefunded]
         .into_iter()
@@ -198,7 +225,10 @@ fn compensation_from_str(value: &str) -> Option<Compensation> {
 }
 
 /// The fare, locked for the rest of the caller's transaction.
-pub async fn find_for_update(conn: &mut PgConnection, fare_id: &FareId) -> sqlx::Result<Option<Fare>> {
+pub async fn find_for_update(
+    conn: &mut PgConnection,
+    fare_id: &FareId,
+) -> sqlx::Result<Option<Fare>> {
     let query = format!("SELECT {COLUMNS} FROM fares WHERE fare_id = $1 FOR UPDATE");
     let row: Option<FareRow> = sqlx::query_as(&query)
         .bind(fare_id.as_str())
@@ -219,7 +249,7 @@ pub async fn find(conn: &mut PgConnection, fare_id: &FareId) -> sqlx::Result<Opt
 
 /// Registers a new fare. A second registration of the same `fare_id` is a unique violation.
 pub async fn insert(conn: &mut PgConnection, fare: &Fare) -> sqlx::Result<()> {
-    let compensations: Vec<&str> = fare.compensations.iter().map(|c| compensation_as_str(*c)).collect();
+    let compensations = compensation_names(&fare.compensations);
     sqlx::query(
         "INSERT INTO fares (fare_id, request_event_id, correlation_id, request_fingerprint, \
          customer_id, amount_minor, currency, status, authorisation_id, charge_id, refund_id, \
@@ -246,7 +276,7 @@ pub async fn insert(conn: &mut PgConnection, fare: &Fare) -> sqlx::Result<()> {
 
 /// Saves the saga progress of a fare loaded with [`find_for_update`].
 pub async fn save(conn: &mut PgConnection, fare: &Fare) -> sqlx::Result<()> {
-    let compensations: Vec<&str> = fare.compensations.iter().map(|c| compensation_as_str(*c)).collect();
+    let compensations = compensation_names(&fare.compensations);
     sqlx::query(
         "UPDATE fares SET status = $2, authorisation_id = $3, charge_id = $4, refund_id = $5, \
          failure_reason = $6, compensations = $7, updated_at = now() WHERE fare_id = $1",
@@ -271,7 +301,10 @@ pub async fn count_by_status(conn: &mut PgConnection) -> sqlx::Result<Vec<(Strin
 }
 
 /// The ids of the fares in `status`, oldest first (at most 1000).
-pub async fn ids_with_status(conn: &mut PgConnection, status: FareStatus) -> sqlx::Result<Vec<String>> {
+pub async fn ids_with_status(
+    conn: &mut PgConnection,
+    status: FareStatus,
+) -> sqlx::Result<Vec<String>> {
     sqlx::query_scalar("SELECT fare_id FROM fares WHERE status = $1 ORDER BY created_at LIMIT 1000")
         .bind(status.as_str())
         .fetch_all(conn)

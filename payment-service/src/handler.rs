@@ -12,7 +12,11 @@ use crate::saga::Saga;
 use crate::{capture, compensation, outcome, registration};
 
 /// The topics the payment-service consumes.
-pub const SUBSCRIBED: [Topic; 3] = [Topic::FareRequests, Topic::PaymentEvents, Topic::AccountingEvents];
+pub const SUBSCRIBED: [Topic; 3] = [
+    Topic::FareRequests,
+    Topic::PaymentEvents,
+    Topic::AccountingEvents,
+];
 
 pub struct PaymentHandler<G> {
     saga: Arc<Saga<G>>,

@@ -66,7 +66,10 @@ impl PaymentService {
     }
 
     /// Runs until `shutdown` completes.
-    pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+    pub async fn run(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
         let pool = self.service.pool.clone();
         let saga = Arc::new(Saga {
             gateway: GatewaySimulator::new(pool.clone(), self.config.faults),

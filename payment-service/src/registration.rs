@@ -46,7 +46,14 @@ pub async fn on_fare_requested<G: PaymentGateway>(
             "{CONFLICTING_DUPLICATE}: fare {} was already requested with different data (event {})",
             request.fare_id, known.request_event_id
         );
-        dead_letter::enqueue(&mut *conn, message, Topic::PaymentDlq, crate::SERVICE_NAME, &reason).await?;
+        dead_letter::enqueue(
+            &mut *conn,
+            message,
+            Topic::PaymentDlq,
+            crate::SERVICE_NAME,
+            &reason,
+        )
+        .await?;
         return Ok(Disposition::DeadLettered(reason));
     }
     match &request.request {

@@ -21,7 +21,8 @@ async fn dead_letter(env: &TestEnv, payload: &[u8]) -> anyhow::Result<Recorded> 
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn malformed_messages_are_dead_lettered_and_a_good_fare_still_completes() -> anyhow::Result<()> {
+async fn malformed_messages_are_dead_lettered_and_a_good_fare_still_completes() -> anyhow::Result<()>
+{
     let mut env = TestEnv::new().await?;
     env.start_services().await?;
     let not_json: &[u8] = b"{\"event_type\": \"FareRequested\", \"fare_id\": ";
@@ -31,7 +32,8 @@ async fn malformed_messages_are_dead_lettered_and_a_good_fare_still_completes() 
         r#"{{"event_type":"FareRequested","fare_id":"wr_bad_4","data":{{"customer_id":"3","amount_minor":2000,"currency":"USD","payment_token":"{}"}}}}"#,
         "x".repeat(100 * 1024)
     );
-    let bad_version = br#"{"event_type":"FareRequested","schema_version":7,"fare_id":"wr_bad_5","data":{}}"#;
+    let bad_version =
+        br#"{"event_type":"FareRequested","schema_version":7,"fare_id":"wr_bad_5","data":{}}"#;
     for (key, payload) in [
         ("wr_bad_1", not_json),
         ("wr_bad_2", unknown_type.as_slice()),
@@ -42,7 +44,8 @@ async fn malformed_messages_are_dead_lettered_and_a_good_fare_still_completes() 
         env.publish(Topic::FareRequests, Some(key), payload).await?;
     }
     // Garbage on an event topic is dead-lettered by every service that consumes it.
-    env.publish(Topic::PaymentEvents, Some("wr_bad_6"), b"not an event").await?;
+    env.publish(Topic::PaymentEvents, Some("wr_bad_6"), b"not an event")
+        .await?;
     env.request_fare("wr_good", "3", 2000).await?;
 
     let outcome = env.recorder.outcome_of("wr_good", TIMEOUT).await?;
@@ -61,7 +64,10 @@ async fn malformed_messages_are_dead_lettered_and_a_good_fare_still_completes() 
             error.to_lowercase().contains(&reason_part.to_lowercase()),
             "reason {error:?} should mention {reason_part:?}"
         );
-        assert_eq!(letter.headers["dlq.source.topic"], env.names.name(Topic::FareRequests));
+        assert_eq!(
+            letter.headers["dlq.source.topic"],
+            env.names.name(Topic::FareRequests)
+        );
         let source_offset: i64 = letter.headers["dlq.source.offset"].parse()?;
         let source_partition: i32 = letter.headers["dlq.source.partition"].parse()?;
         let original = env
@@ -70,18 +76,26 @@ async fn malformed_messages_are_dead_lettered_and_a_good_fare_still_completes() 
             .into_iter()
             .find(|r| r.partition == source_partition && r.offset == source_offset)
             .expect("the headers point at the original message");
-        assert_eq!(original.payload, letter.payload, "dead letter is the original bytes");
+        assert_eq!(
+            original.payload, letter.payload,
+            "dead letter is the original bytes"
+        );
     }
     let garbage = env
         .recorder
-        .wait_for("garbage dead-lettered by both services", TIMEOUT, |records| {
-            let letters: Vec<_> = records
-                .iter()
-                .filter(|r| r.payload == b"not an event" && r.topic.is_dlq())
-                .map(|r| r.topic)
-                .collect();
-            (letters.contains(&Topic::PaymentDlq) && letters.contains(&Topic::AccountingDlq)).then_some(letters)
-        })
+        .wait_for(
+            "garbage dead-lettered by both services",
+            TIMEOUT,
+            |records| {
+                let letters: Vec<_> = records
+                    .iter()
+                    .filter(|r| r.payload == b"not an event" && r.topic.is_dlq())
+                    .map(|r| r.topic)
+                    .collect();
+                (letters.contains(&Topic::PaymentDlq) && letters.contains(&Topic::AccountingDlq))
+                    .then_some(letters)
+            },
+        )
         .await?;
     assert_eq!(garbage.len(), 2, "each service dead-letters it once");
     // Nothing else is outcome-worthy: the malformed ones had no valid saga.
@@ -95,22 +109,64 @@ async fn invalid_requests_are_rejected_with_every_problem() -> anyhow::Result<()
     let mut env = TestEnv::new().await?;
     env.start_services().await?;
     let cases: Vec<(&str, serde_json::Value, Vec<&str>)> = vec![
-        ("wr_zero", serde_json::json!({"customer_id":"3","amount_minor":0,"currency":"USD","payment_token":"tok_visa"}), vec!["amount"]),
-        ("wr_negative", serde_json::json!({"customer_id":"3","amount_minor":-5,"currency":"USD","payment_token":"tok_visa"}), vec!["amount"]),
-        ("wr_too_much", serde_json::json!({"customer_id":"3","amount_minor":1_000_001,"currency":"USD","payment_token":"tok_visa"}), vec!["amount"]),
-        ("wr_currency", serde_json::json!({"customer_id":"3","amount_minor":2000,"currency":"XYZ","payment_token":"tok_visa"}), vec!["currency"]),
-        ("wr_customer", serde_json::json!({"customer_id":"bad id!","amount_minor":2000,"currency":"USD","payment_token":"tok_visa"}), vec!["customer_id"]),
-        ("wr_missing", serde_json::json!({"customer_id":"3"}), vec!["amount_minor", "currency", "payment_token"]),
-        ("wr_card", serde_json::json!({"customer_id":"3","amount_minor":2000,"currency":"USD","payment_token":"4111111111111111"}), vec!["payment_token"]),
-        ("wr_many", serde_json::json!({"customer_id":"3","amount_minor":0,"currency":"XXX"}), vec!["amount", "currency", "payment_token"]),
+        (
+            "wr_zero",
+            serde_json::json!({"customer_id":"3","amount_minor":0,"currency":"USD","payment_token":"tok_visa"}),
+            vec!["amount"],
+        ),
+        (
+            "wr_negative",
+            serde_json::json!({"customer_id":"3","amount_minor":-5,"currency":"USD","payment_token":"tok_visa"}),
+            vec!["amount"],
+        ),
+        (
+            "wr_too_much",
+            serde_json::json!({"customer_id":"3","amount_minor":1_000_001,"currency":"USD","payment_token":"tok_visa"}),
+            vec!["amount"],
+        ),
+        (
+            "wr_currency",
+            serde_json::json!({"customer_id":"3","amount_minor":2000,"currency":"XYZ","payment_token":"tok_visa"}),
+            vec!["currency"],
+        ),
+        (
+            "wr_customer",
+            serde_json::json!({"customer_id":"bad id!","amount_minor":2000,"currency":"USD","payment_token":"tok_visa"}),
+            vec!["customer_id"],
+        ),
+        (
+            "wr_missing",
+            serde_json::json!({"customer_id":"3"}),
+            vec!["amount_minor", "currency", "payment_token"],
+        ),
+        (
+            "wr_card",
+            serde_json::json!({"customer_id":"3","amount_minor":2000,"currency":"USD","payment_token":"4111111111111111"}),
+            vec!["payment_token"],
+        ),
+        (
+            "wr_many",
+            serde_json::json!({"customer_id":"3","amount_minor":0,"currency":"XXX"}),
+            vec!["amount", "currency", "payment_token"],
+        ),
     ];
     for (fare_id, data, _) in &cases {
-        let request = serde_json::json!({"event_type":"FareRequested","fare_id":fare_id,"data":data});
-        env.publish(Topic::FareRequests, Some(fare_id), request.to_string().as_bytes()).await?;
+        let request =
+            serde_json::json!({"event_type":"FareRequested","fare_id":fare_id,"data":data});
+        env.publish(
+            Topic::FareRequests,
+            Some(fare_id),
+            request.to_string().as_bytes(),
+        )
+        .await?;
     }
     for (fare_id, _, expected_problems) in &cases {
         let outcome = env.recorder.outcome_of(fare_id, TIMEOUT).await?;
-        assert_eq!(outcome.event_type(), EventType::FareCollectionFailed, "{fare_id}");
+        assert_eq!(
+            outcome.event_type(),
+            EventType::FareCollectionFailed,
+            "{fare_id}"
+        );
         let types = env
             .recorder
             .wait_for("the rejection", TIMEOUT, |_| {
@@ -118,20 +174,37 @@ async fn invalid_requests_are_rejected_with_every_problem() -> anyhow::Result<()
                 (types.len() >= 2).then_some(types)
             })
             .await?;
-        assert_eq!(types, vec![EventType::FareRejected, EventType::FareCollectionFailed], "{fare_id}");
+        assert_eq!(
+            types,
+            vec![EventType::FareRejected, EventType::FareCollectionFailed],
+            "{fare_id}"
+        );
         let rejected = env
             .recorder
             .events_for(fare_id)
             .into_iter()
             .find(|e| e.event_type() == EventType::FareRejected)
             .expect("rejected");
-        let EventData::FareRejected(rejection) = &rejected.data else { unreachable!() };
-        assert_eq!(rejection.reasons.len(), expected_problems.len(), "{fare_id}: {:?}", rejection.reasons);
+        let EventData::FareRejected(rejection) = &rejected.data else {
+            unreachable!()
+        };
+        assert_eq!(
+            rejection.reasons.len(),
+            expected_problems.len(),
+            "{fare_id}: {:?}",
+            rejection.reasons
+        );
         for (reason, expected) in rejection.reasons.iter().zip(expected_problems) {
-            assert!(reason.contains(expected), "{fare_id}: {reason:?} should mention {expected}");
+            assert!(
+                reason.contains(expected),
+                "{fare_id}: {reason:?} should mention {expected}"
+            );
         }
         assert!(
-            rejection.reasons.iter().all(|r| !r.contains("4111111111111111")),
+            rejection
+                .reasons
+                .iter()
+                .all(|r| !r.contains("4111111111111111")),
             "a card number is never echoed"
         );
     }

@@ -16,8 +16,9 @@ const TIMEOUT: Duration = Duration::from_secs(300);
 /// Publishes `count` mixed fares (every 25th also with an identical and a conflicting
 /// duplicate), waits for every outcome and checks the invariants.
 async fn run_mixed_load(env: &TestEnv, count: usize) -> anyhow::Result<Duration> {
-    let customers: BTreeMap<String, String> =
-        (0..count).map(|i| (format!("wr_load_{i}"), mixed_customer(i))).collect();
+    let customers: BTreeMap<String, String> = (0..count)
+        .map(|i| (format!("wr_load_{i}"), mixed_customer(i)))
+        .collect();
     let mut publishes = Vec::new();
     for i in 0..count {
         let fare_id = format!("wr_load_{i}");
@@ -32,9 +33,9 @@ async fn run_mixed_load(env: &TestEnv, count: usize) -> anyhow::Result<Duration>
     let conflicting = count.div_ceil(25);
     let started = Instant::now();
     try_join_all(
-        publishes
-            .iter()
-            .map(|(fare_id, body)| env.publish(Topic::FareRequests, Some(fare_id), body.as_bytes())),
+        publishes.iter().map(|(fare_id, body)| {
+            env.publish(Topic::FareRequests, Some(fare_id), body.as_bytes())
+        }),
     )
     .await?;
     env.recorder
@@ -44,17 +45,31 @@ async fn run_mixed_load(env: &TestEnv, count: usize) -> anyhow::Result<Duration>
         .await?;
     let elapsed = started.elapsed();
     env.recorder
-        .wait_for("the conflicting duplicates dead-lettered", TIMEOUT, |records| {
-            (records.iter().filter(|r| r.topic == Topic::PaymentDlq).count() >= conflicting).then_some(())
-        })
+        .wait_for(
+            "the conflicting duplicates dead-lettered",
+            TIMEOUT,
+            |records| {
+                (records
+                    .iter()
+                    .filter(|r| r.topic == Topic::PaymentDlq)
+                    .count()
+                    >= conflicting)
+                    .then_some(())
+            },
+        )
         .await?;
 
     let records = env.recorder.snapshot();
     invariants::assert_events(&records, &customers);
     // Invariant 6: one saga per fare_id; the conflicting duplicates are in the DLQ with the reason.
-    let letters: Vec<_> = records.iter().filter(|r| r.topic == Topic::PaymentDlq).collect();
+    let letters: Vec<_> = records
+        .iter()
+        .filter(|r| r.topic == Topic::PaymentDlq)
+        .collect();
     assert_eq!(letters.len(), conflicting);
-    assert!(letters.iter().all(|r| r.headers["dlq.error"].starts_with("conflicting duplicate")));
+    assert!(letters
+        .iter()
+        .all(|r| r.headers["dlq.error"].starts_with("conflicting duplicate")));
     let admin = env.database.admin_pool().await?;
     invariants::assert_money(&admin, count).await?;
     admin.close().await;
@@ -66,7 +81,10 @@ async fn five_hundred_mixed_fares_keep_the_invariants() -> anyhow::Result<()> {
     let mut env = TestEnv::new().await?;
     env.start_services().await?;
     let elapsed = run_mixed_load(&env, 500).await?;
-    println!("500 mixed fares to outcome in {:.1}s", elapsed.as_secs_f64());
+    println!(
+        "500 mixed fares to outcome in {:.1}s",
+        elapsed.as_secs_f64()
+    );
     env.teardown().await
 }
 

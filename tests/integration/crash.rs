@@ -27,17 +27,23 @@ async fn killing_the_services_mid_saga_loses_and_duplicates_nothing() -> anyhow:
     let env = TestEnv::new().await?;
     let mut payment = ServiceProcess::start(&env, "payment-service")?;
     let mut accounting = ServiceProcess::start(&env, "accounting-service")?;
-    let customers: BTreeMap<String, String> =
-        (0..FARES).map(|i| (format!("wr_crash_{i}"), mixed_customer(i))).collect();
+    let customers: BTreeMap<String, String> = (0..FARES)
+        .map(|i| (format!("wr_crash_{i}"), mixed_customer(i)))
+        .collect();
     let requests: Vec<(String, String)> = customers
         .iter()
         .enumerate()
-        .map(|(i, (fare_id, customer))| (fare_id.clone(), minimal_request(fare_id, customer, mixed_amount(i))))
+        .map(|(i, (fare_id, customer))| {
+            (
+                fare_id.clone(),
+                minimal_request(fare_id, customer, mixed_amount(i)),
+            )
+        })
         .collect();
     try_join_all(
-        requests
-            .iter()
-            .map(|(fare_id, body)| env.publish(Topic::FareRequests, Some(fare_id), body.as_bytes())),
+        requests.iter().map(|(fare_id, body)| {
+            env.publish(Topic::FareRequests, Some(fare_id), body.as_bytes())
+        }),
     )
     .await?;
 

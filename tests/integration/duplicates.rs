@@ -9,7 +9,8 @@ use tests::TestEnv;
 const TIMEOUT: Duration = Duration::from_secs(60);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_identical_duplicate_is_ignored_and_a_different_one_is_dead_lettered() -> anyhow::Result<()> {
+async fn an_identical_duplicate_is_ignored_and_a_different_one_is_dead_lettered(
+) -> anyhow::Result<()> {
     let mut env = TestEnv::new().await?;
     env.start_services().await?;
     env.request_fare("wr_dup", "3", 2000).await?;
@@ -17,12 +18,19 @@ async fn an_identical_duplicate_is_ignored_and_a_different_one_is_dead_lettered(
 
     // The same request again, byte for byte, and once more with its own explicit event_id.
     env.request_fare("wr_dup", "3", 2000).await?;
-    let mut with_id: serde_json::Value = serde_json::from_str(&minimal_request("wr_dup", "3", 2000))?;
+    let mut with_id: serde_json::Value =
+        serde_json::from_str(&minimal_request("wr_dup", "3", 2000))?;
     with_id["event_id"] = serde_json::json!(uuid::Uuid::now_v7().to_string());
-    env.publish(Topic::FareRequests, Some("wr_dup"), with_id.to_string().as_bytes()).await?;
+    env.publish(
+        Topic::FareRequests,
+        Some("wr_dup"),
+        with_id.to_string().as_bytes(),
+    )
+    .await?;
     // A different request under the same fare_id.
     let conflicting = minimal_request("wr_dup", "3", 9999);
-    env.publish(Topic::FareRequests, Some("wr_dup"), conflicting.as_bytes()).await?;
+    env.publish(Topic::FareRequests, Some("wr_dup"), conflicting.as_bytes())
+        .await?;
 
     let letter = env
         .recorder
@@ -33,7 +41,11 @@ async fn an_identical_duplicate_is_ignored_and_a_different_one_is_dead_lettered(
                 .cloned()
         })
         .await?;
-    assert!(letter.headers["dlq.error"].starts_with("conflicting duplicate"), "{:?}", letter.headers);
+    assert!(
+        letter.headers["dlq.error"].starts_with("conflicting duplicate"),
+        "{:?}",
+        letter.headers
+    );
 
     // A later fare proves the duplicates were all consumed before we count.
     env.request_fare("wr_after", "3", 100).await?;
@@ -41,7 +53,12 @@ async fn an_identical_duplicate_is_ignored_and_a_different_one_is_dead_lettered(
     let types = env.recorder.event_types_for("wr_dup");
     assert_eq!(
         types,
-        vec![EventType::PreAuthorised, EventType::Charged, EventType::AccountUpdated, EventType::FareCollected],
+        vec![
+            EventType::PreAuthorised,
+            EventType::Charged,
+            EventType::AccountUpdated,
+            EventType::FareCollected
+        ],
         "one saga only"
     );
     let admin = env.database.admin_pool().await?;
@@ -51,7 +68,11 @@ async fn an_identical_duplicate_is_ignored_and_a_different_one_is_dead_lettered(
     )
     .fetch_one(&admin)
     .await?;
-    assert_eq!((captures, ledger), (1, 2000), "charged once, credited once, with the first amount");
+    assert_eq!(
+        (captures, ledger),
+        (1, 2000),
+        "charged once, credited once, with the first amount"
+    );
     admin.close().await;
     env.teardown().await
 }

@@ -11,12 +11,20 @@ use tests::TestEnv;
 async fn a_fare_request_travels_through_the_real_broker() -> anyhow::Result<()> {
     let env = TestEnv::new().await?;
     let request = minimal_request("wr_smoke_1", "3", 2000);
-    env.publish(Topic::FareRequests, Some("wr_smoke_1"), request.as_bytes()).await?;
+    env.publish(Topic::FareRequests, Some("wr_smoke_1"), request.as_bytes())
+        .await?;
     let received = env
         .recorder
-        .wait_for("the request on fare-requests", Duration::from_secs(20), |records| {
-            records.iter().find(|r| r.topic == Topic::FareRequests).cloned()
-        })
+        .wait_for(
+            "the request on fare-requests",
+            Duration::from_secs(20),
+            |records| {
+                records
+                    .iter()
+                    .find(|r| r.topic == Topic::FareRequests)
+                    .cloned()
+            },
+        )
         .await?;
     assert_eq!(received.key.as_deref(), Some("wr_smoke_1"));
     assert_eq!(received.payload, request.as_bytes());
@@ -38,9 +46,10 @@ async fn the_payment_role_writes_and_reads_its_own_schema() -> anyhow::Result<()
     )
     .execute(&pool)
     .await?;
-    let offset: i64 = sqlx::query_scalar("SELECT source_offset FROM payment.inbox WHERE fare_id = 'wr_smoke_2'")
-        .fetch_one(&pool)
-        .await?;
+    let offset: i64 =
+        sqlx::query_scalar("SELECT source_offset FROM payment.inbox WHERE fare_id = 'wr_smoke_2'")
+            .fetch_one(&pool)
+            .await?;
     assert_eq!(offset, 42);
     pool.close().await;
     env.teardown().await

@@ -36,14 +36,17 @@ async fn rows(admin: &PgPool, fare_id: &str) -> anyhow::Result<Rows> {
     .bind(fare_id)
     .fetch_all(admin)
     .await?;
-    let ledger_amount = sqlx::query_scalar("SELECT amount_minor FROM accounting.ledger_entries WHERE fare_id = $1")
-        .bind(fare_id)
-        .fetch_optional(admin)
-        .await?;
-    let credit_failed = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM accounting.credit_failures WHERE fare_id = $1)")
-        .bind(fare_id)
-        .fetch_one(admin)
-        .await?;
+    let ledger_amount =
+        sqlx::query_scalar("SELECT amount_minor FROM accounting.ledger_entries WHERE fare_id = $1")
+            .bind(fare_id)
+            .fetch_optional(admin)
+            .await?;
+    let credit_failed = sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM accounting.credit_failures WHERE fare_id = $1)",
+    )
+    .bind(fare_id)
+    .fetch_one(admin)
+    .await?;
     Ok(Rows {
         payment_status,
         compensations,
@@ -54,7 +57,10 @@ async fn rows(admin: &PgPool, fare_id: &str) -> anyhow::Result<Rows> {
 }
 
 /// Runs one fare for `customer_id` and checks its events are exactly `expected`.
-async fn run_fare(customer_id: &str, expected: &[EventType]) -> anyhow::Result<(TestEnv, Vec<events_schema::Event>)> {
+async fn run_fare(
+    customer_id: &str,
+    expected: &[EventType],
+) -> anyhow::Result<(TestEnv, Vec<events_schema::Event>)> {
     let mut env = TestEnv::new().await?;
     env.start_services().await?;
     let fare_id = "wr_563";
@@ -73,21 +79,41 @@ async fn run_fare(customer_id: &str, expected: &[EventType]) -> anyhow::Result<(
     assert_eq!(types, expected, "events of {customer_id}");
 
     // Envelopes: one saga, each event caused by the one before, keyed and versioned.
-    let request = ReceivedFareRequest::parse(minimal_request(fare_id, customer_id, 2000).as_bytes())?;
+    let request =
+        ReceivedFareRequest::parse(minimal_request(fare_id, customer_id, 2000).as_bytes())?;
     let mut cause = request.event_id;
     for event in &events {
         assert_eq!(event.fare_id.as_str(), fare_id);
         assert_eq!(event.schema_version, 1);
-        assert_eq!(event.correlation_id, request.event_id, "{:?} correlation", event.event_type());
+        assert_eq!(
+            event.correlation_id,
+            request.event_id,
+            "{:?} correlation",
+            event.event_type()
+        );
         if event.event_type() != FareCollectionFailed || events.len() > 2 {
-            assert_eq!(event.causation_id, cause, "{:?} causation", event.event_type());
+            assert_eq!(
+                event.causation_id,
+                cause,
+                "{:?} causation",
+                event.event_type()
+            );
         }
         cause = event.event_id;
     }
     for record in env.recorder.snapshot() {
         if let Some(event) = record.event() {
-            assert_eq!(record.key.as_deref(), Some(event.fare_id.as_str()), "Kafka key is the fare_id");
-            assert_eq!(record.topic, event.event_type().topic(), "topic of {:?}", event.event_type());
+            assert_eq!(
+                record.key.as_deref(),
+                Some(event.fare_id.as_str()),
+                "Kafka key is the fare_id"
+            );
+            assert_eq!(
+                record.topic,
+                event.event_type().topic(),
+                "topic of {:?}",
+                event.event_type()
+            );
         }
     }
     Ok((env, events))
@@ -95,8 +121,14 @@ async fn run_fare(customer_id: &str, expected: &[EventType]) -> anyhow::Result<(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_plain_customer_id_collects_the_fare() -> anyhow::Result<()> {
-    let (env, events) = run_fare("3", &[PreAuthorised, Charged, AccountUpdated, FareCollected]).await?;
-    let EventData::AccountUpdated(updated) = &events[2].data else { panic!("not AccountUpdated") };
+    let (env, events) = run_fare(
+        "3",
+        &[PreAuthorised, Charged, AccountUpdated, FareCollected],
+    )
+    .await?;
+    let EventData::AccountUpdated(updated) = &events[2].data else {
+        panic!("not AccountUpdated")
+    };
     assert_eq!((updated.amount_minor, updated.balance_minor), (2000, 2000));
     let admin = env.database.admin_pool().await?;
     assert_eq!(
@@ -116,7 +148,9 @@ async fn a_plain_customer_id_collects_the_fare() -> anyhow::Result<()> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fail_auth_declines_the_pre_authorisation() -> anyhow::Result<()> {
     let (env, events) = run_fare("3_fail_auth", &[PreAuthFailed, FareCollectionFailed]).await?;
-    let EventData::FareCollectionFailed(failed) = &events[1].data else { panic!("not failed") };
+    let EventData::FareCollectionFailed(failed) = &events[1].data else {
+        panic!("not failed")
+    };
     assert!(failed.compensations.is_empty());
     assert!(!failed.needs_attention);
     assert!(failed.reason.contains("declined"), "{}", failed.reason);
@@ -139,10 +173,17 @@ async fn fail_auth_declines_the_pre_authorisation() -> anyhow::Result<()> {
 async fn fail_charge_releases_the_pre_authorisation() -> anyhow::Result<()> {
     let (env, events) = run_fare(
         "3_fail_charge",
-        &[PreAuthorised, ChargeFailed, PreAuthReleased, FareCollectionFailed],
+        &[
+            PreAuthorised,
+            ChargeFailed,
+            PreAuthReleased,
+            FareCollectionFailed,
+        ],
     )
     .await?;
-    let EventData::FareCollectionFailed(failed) = &events[3].data else { panic!("not failed") };
+    let EventData::FareCollectionFailed(failed) = &events[3].data else {
+        panic!("not failed")
+    };
     assert_eq!(failed.compensations, vec![Compensation::PreAuthReleased]);
     let admin = env.database.admin_pool().await?;
     assert_eq!(
@@ -163,10 +204,18 @@ async fn fail_charge_releases_the_pre_authorisation() -> anyhow::Result<()> {
 async fn fail_credit_refunds_the_charge() -> anyhow::Result<()> {
     let (env, events) = run_fare(
         "3_fail_credit",
-        &[PreAuthorised, Charged, AccountUpdateFailed, PaymentRefunded, FareCollectionFailed],
+        &[
+            PreAuthorised,
+            Charged,
+            AccountUpdateFailed,
+            PaymentRefunded,
+            FareCollectionFailed,
+        ],
     )
     .await?;
-    let EventData::FareCollectionFailed(failed) = &events[4].data else { panic!("not failed") };
+    let EventData::FareCollectionFailed(failed) = &events[4].data else {
+        panic!("not failed")
+    };
     assert_eq!(failed.compensations, vec![Compensation::PaymentRefunded]);
     assert!(!failed.needs_attention);
     let admin = env.database.admin_pool().await?;
@@ -188,12 +237,25 @@ async fn fail_credit_refunds_the_charge() -> anyhow::Result<()> {
 async fn fail_credit_fail_refund_needs_attention() -> anyhow::Result<()> {
     let (env, events) = run_fare(
         "3_fail_credit_fail_refund",
-        &[PreAuthorised, Charged, AccountUpdateFailed, RefundFailed, FareCollectionFailed],
+        &[
+            PreAuthorised,
+            Charged,
+            AccountUpdateFailed,
+            RefundFailed,
+            FareCollectionFailed,
+        ],
     )
     .await?;
-    let EventData::RefundFailed(refund) = &events[3].data else { panic!("not RefundFailed") };
-    assert_eq!(refund.attempts, tests::env::fast_retry_policy().refund_attempts);
-    let EventData::FareCollectionFailed(failed) = &events[4].data else { panic!("not failed") };
+    let EventData::RefundFailed(refund) = &events[3].data else {
+        panic!("not RefundFailed")
+    };
+    assert_eq!(
+        refund.attempts,
+        tests::env::fast_retry_policy().refund_attempts
+    );
+    let EventData::FareCollectionFailed(failed) = &events[4].data else {
+        panic!("not failed")
+    };
     assert!(failed.needs_attention);
     assert!(failed.compensations.is_empty());
     let admin = env.database.admin_pool().await?;
@@ -208,7 +270,9 @@ async fn fail_credit_fail_refund_needs_attention() -> anyhow::Result<()> {
         }
     );
     // Operators find it through the read API.
-    let url = env.service_url("payment-service", "/fares?status=needs_attention").expect("running");
+    let url = env
+        .service_url("payment-service", "/fares?status=needs_attention")
+        .expect("running");
     let body: serde_json::Value = reqwest::get(url).await?.json().await?;
     assert_eq!(body["fare_ids"], serde_json::json!(["wr_563"]));
     admin.close().await;

@@ -21,28 +21,41 @@ async fn assert_denied(pool: &PgPool, sql: &str) {
 }
 
 async fn privileges(admin: &PgPool, role: &str, schema: &str) -> anyhow::Result<(bool, bool)> {
-    Ok(sqlx::query_as("SELECT has_schema_privilege($1, $2, 'USAGE'), has_schema_privilege($1, $2, 'CREATE')")
-        .bind(role)
-        .bind(schema)
-        .fetch_one(admin)
-        .await?)
+    Ok(sqlx::query_as(
+        "SELECT has_schema_privilege($1, $2, 'USAGE'), has_schema_privilege($1, $2, 'CREATE')",
+    )
+    .bind(role)
+    .bind(schema)
+    .fetch_one(admin)
+    .await?)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn neither_service_role_can_touch_the_other_schema() -> anyhow::Result<()> {
     let env = TestEnv::new().await?;
     let payment = env.database.role_pool("payment_service", "payment").await?;
-    let accounting = env.database.role_pool("accounting_service", "accounting").await?;
+    let accounting = env
+        .database
+        .role_pool("accounting_service", "accounting")
+        .await?;
     payment_service::MIGRATOR.run(&payment).await?;
     accounting_service::MIGRATOR.run(&accounting).await?;
 
     // Each role works in its own schema.
-    sqlx::query("SELECT count(*) FROM payment.fares").execute(&payment).await?;
-    sqlx::query("SELECT count(*) FROM accounting.ledger_entries").execute(&accounting).await?;
+    sqlx::query("SELECT count(*) FROM payment.fares")
+        .execute(&payment)
+        .await?;
+    sqlx::query("SELECT count(*) FROM accounting.ledger_entries")
+        .execute(&accounting)
+        .await?;
 
     // …and nowhere else.
     assert_denied(&payment, "SELECT * FROM accounting.ledger_entries").await;
-    assert_denied(&payment, "INSERT INTO accounting.accounts (customer_id, currency) VALUES ('x', 'USD')").await;
+    assert_denied(
+        &payment,
+        "INSERT INTO accounting.accounts (customer_id, currency) VALUES ('x', 'USD')",
+    )
+    .await;
     assert_denied(&payment, "CREATE TABLE accounting.intruder (id int)").await;
     assert_denied(&payment, "CREATE TABLE public.intruder (id int)").await;
     assert_denied(&accounting, "SELECT * FROM payment.fares").await;
@@ -51,10 +64,22 @@ async fn neither_service_role_can_touch_the_other_schema() -> anyhow::Result<()>
     assert_denied(&accounting, "CREATE TABLE public.intruder (id int)").await;
 
     let admin = env.database.admin_pool().await?;
-    assert_eq!(privileges(&admin, "payment_service", "accounting").await?, (false, false));
-    assert_eq!(privileges(&admin, "accounting_service", "payment").await?, (false, false));
-    assert_eq!(privileges(&admin, "payment_service", "payment").await?, (true, true));
-    assert_eq!(privileges(&admin, "accounting_service", "accounting").await?, (true, true));
+    assert_eq!(
+        privileges(&admin, "payment_service", "accounting").await?,
+        (false, false)
+    );
+    assert_eq!(
+        privileges(&admin, "accounting_service", "payment").await?,
+        (false, false)
+    );
+    assert_eq!(
+        privileges(&admin, "payment_service", "payment").await?,
+        (true, true)
+    );
+    assert_eq!(
+        privileges(&admin, "accounting_service", "accounting").await?,
+        (true, true)
+    );
 
     for pool in [payment, accounting, admin] {
         pool.close().await;

@@ -84,7 +84,10 @@ mod tests {
             redact_url("postgres://payment_service:secret@localhost:5432/wildrydes"),
             "postgres://payment_service:***@localhost:5432/wildrydes"
         );
-        assert_eq!(redact_url("postgres://localhost/db"), "postgres://localhost/db");
+        assert_eq!(
+            redact_url("postgres://localhost/db"),
+            "postgres://localhost/db"
+        );
     }
 
     #[test]

@@ -29,8 +29,9 @@ pub async fn connect(url: &str, schema: &str, wait: Duration) -> anyhow::Result<
                 tokio::time::sleep(Duration::from_millis(500)).await;
             }
             Err(error) => {
-                return Err(error)
-                    .with_context(|| format!("cannot connect to PostgreSQL at {}", redact_url(url)))
+                return Err(error).with_context(|| {
+                    format!("cannot connect to PostgreSQL at {}", redact_url(url))
+                })
             }
         }
     }

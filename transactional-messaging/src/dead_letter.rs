@@ -22,7 +22,10 @@ pub const HEADER_SERVICE: &str = "dlq.service";
 pub fn dead_letter(message: &Consumed, dlq: Topic, service: &str, reason: &str) -> OutboxMessage {
     let mut headers = BTreeMap::new();
     headers.insert(HEADER_SOURCE_TOPIC.to_owned(), message.topic.clone());
-    headers.insert(HEADER_SOURCE_PARTITION.to_owned(), message.partition.to_string());
+    headers.insert(
+        HEADER_SOURCE_PARTITION.to_owned(),
+        message.partition.to_string(),
+    );
     headers.insert(HEADER_SOURCE_OFFSET.to_owned(), message.offset.to_string());
     headers.insert(HEADER_ERROR.to_owned(), reason.to_owned());
     headers.insert(HEADER_SERVICE.to_owned(), service.to_owned());

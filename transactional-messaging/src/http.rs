@@ -32,7 +32,10 @@ pub fn error_response(status: StatusCode, message: &str) -> Response {
 
 /// The usual mapping of a repository result to a response: 200 with the value, 404 when
 /// absent, 503 when the database failed.
-pub fn found_or_404<T: serde::Serialize>(result: anyhow::Result<Option<T>>, what: &str) -> Response {
+pub fn found_or_404<T: serde::Serialize>(
+    result: anyhow::Result<Option<T>>,
+    what: &str,
+) -> Response {
     match result {
         Ok(Some(value)) => Json(value).into_response(),
         Ok(None) => error_response(StatusCode::NOT_FOUND, &format!("unknown {what}")),

@@ -78,7 +78,10 @@ pub struct EmittedEvent {
 }
 
 /// Every message this service emitted (or will emit) with `key`, oldest first.
-pub async fn emitted_for_key(conn: &mut PgConnection, key: &str) -> sqlx::Result<Vec<EmittedEvent>> {
+pub async fn emitted_for_key(
+    conn: &mut PgConnection,
+    key: &str,
+) -> sqlx::Result<Vec<EmittedEvent>> {
     type Row = (
         Uuid,
         String,
@@ -86,24 +89,26 @@ pub async fn emitted_for_key(conn: &mut PgConnection, key: &str) -> sqlx::Result
         time::OffsetDateTime,
         Option<time::OffsetDateTime>,
     );
-    let rows: Vec<Row> =
-        sqlx::query_as(
-            "SELECT event_id, topic, payload, created_at, published_at FROM outbox \
+    let rows: Vec<Row> = sqlx::query_as(
+        "SELECT event_id, topic, payload, created_at, published_at FROM outbox \
              WHERE message_key = $1 ORDER BY id",
-        )
-        .bind(key)
-        .fetch_all(conn)
-        .await?;
+    )
+    .bind(key)
+    .fetch_all(conn)
+    .await?;
     Ok(rows
         .into_iter()
-        .map(|(event_id, topic, payload, created_at, published_at)| EmittedEvent {
-            event_id,
-            topic,
-            event: serde_json::from_slice(&payload)
-                .unwrap_or_else(|_| serde_json::Value::String(String::from_utf8_lossy(&payload).into_owned())),
-            created_at,
-            published_at,
-        })
+        .map(
+            |(event_id, topic, payload, created_at, published_at)| EmittedEvent {
+                event_id,
+                topic,
+                event: serde_json::from_slice(&payload).unwrap_or_else(|_| {
+                    serde_json::Value::String(String::from_utf8_lossy(&payload).into_owned())
+                }),
+                created_at,
+                published_at,
+            },
+        )
         .collect())
 }
 

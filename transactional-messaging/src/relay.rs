@@ -66,7 +66,11 @@ pub async fn run_relay(
             }
             Err(error) => {
                 failures += 1;
-                tracing::warn!(error = format!("{error:#}"), failures, "outbox relay failed, retrying");
+                tracing::warn!(
+                    error = format!("{error:#}"),
+                    failures,
+                    "outbox relay failed, retrying"
+                );
                 tokio::select! {
                     _ = &mut shutdown => break,
                     _ = backoff.sleep(failures) => {}
@@ -75,7 +79,10 @@ pub async fn run_relay(
         }
     }
     if let Err(error) = publish_batch(&pool, &producer, &names).await {
-        tracing::warn!(error = format!("{error:#}"), "final outbox publish failed; rows stay for the next start");
+        tracing::warn!(
+            error = format!("{error:#}"),
+            "final outbox publish failed; rows stay for the next start"
+        );
     }
     producer
         .flush(Duration::from_secs(10))

@@ -52,7 +52,8 @@ impl Service {
         kafka_settings: &KafkaSettings,
         http_addr: SocketAddr,
     ) -> anyhow::Result<Service> {
-        let pool = database::connect(database_url, identity.schema, Duration::from_secs(30)).await?;
+        let pool =
+            database::connect(database_url, identity.schema, Duration::from_secs(30)).await?;
         migrator
             .run(&pool)
             .await

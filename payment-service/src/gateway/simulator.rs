@@ -36,7 +36,11 @@ impl GatewaySimulator {
         GatewaySimulator { pool, faults }
     }
 
-    async fn call(&self, operation: Operation, call: &GatewayCall<'_>) -> Result<String, GatewayError> {
+    async fn call(
+        &self,
+        operation: Operation,
+        call: &GatewayCall<'_>,
+    ) -> Result<String, GatewayError> {
         if !self.faults.latency.is_zero() {
             tokio::time::sleep(self.faults.latency).await;
         }
@@ -95,14 +99,24 @@ impl GatewaySimulator {
                 declined("refund refused by the acquirer")
             }
             Operation::Capture | Operation::Release
-                if !self.approved(call.fare_id.as_str(), Operation::PreAuthorise).await? =>
+                if !self
+                    .approved(call.fare_id.as_str(), Operation::PreAuthorise)
+                    .await? =>
             {
                 declined("no such authorisation")
             }
-            Operation::Capture if self.approved(call.fare_id.as_str(), Operation::Release).await? => {
+            Operation::Capture
+                if self
+                    .approved(call.fare_id.as_str(), Operation::Release)
+                    .await? =>
+            {
                 declined("the authorisation was released")
             }
-            Operation::Refund if !self.approved(call.fare_id.as_str(), Operation::Capture).await? => {
+            Operation::Refund
+                if !self
+                    .approved(call.fare_id.as_str(), Operation::Capture)
+                    .await? =>
+            {
                 declined("no such charge")
             }
             _ => Ok((true, None)),
