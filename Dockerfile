@@ -25,7 +25,7 @@ RUN set -eux; \
         mkdir -p "$crate/src"; : > "$crate/src/lib.rs"; \
     done; \
     for crate in payment-service accounting-service fares; do \
-        echo 'fn main() {}' > "$crate/src/main.rs"; \
+        mkdir -p "$crate/src"; echo 'fn main() {}' > "$crate/src/main.rs"; \
     done; \
     mkdir -p tests/integration; : > tests/lib.rs; echo 'fn main() {}' > tests/integration/main.rs; \
     cargo build --release --locked $BINS

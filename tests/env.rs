@@ -65,7 +65,7 @@ pub struct TestEnv {
 impl TestEnv {
     /// A fresh database and fresh topics (created and recorded from the start).
     pub async fn new() -> anyhow::Result<TestEnv> {
-        transactional_messaging::telemetry::init("warn");
+        transactional_messaging::telemetry::init("off");
         let _ = database::sweep_stale(DATABASE_PREFIX, 3600).await;
         let tag = format!("{}_{:08x}", unix_now(), rand::rng().random::<u32>());
         let database = TestDatabase::create(&format!("{DATABASE_PREFIX}{tag}")).await?;

@@ -30,8 +30,12 @@ pub struct Kafka {
 impl Kafka {
     /// Reads the settings from the environment.
     pub fn from_env() -> anyhow::Result<Kafka> {
-        let settings = KafkaSettings::from_env()
-            .context("fix or unset the variable (defaults: localhost:9092, no suffix, replication 1)")?;
+        let settings = KafkaSettings::from_env().map_err(|e| {
+            anyhow::anyhow!(
+                "{e} — fix or unset it (defaults: KAFKA_BOOTSTRAP_SERVERS=localhost:9092, \
+                 KAFKA_REPLICATION_FACTOR=1, no TOPIC_SUFFIX)"
+            )
+        })?;
         let names = TopicNames::new(settings.topic_suffix.clone());
         Ok(Kafka { settings, names })
     }
@@ -52,7 +56,10 @@ impl Kafka {
     }
 
     /// The partition count of each of `topics` (`None`: the topic does not exist).
-    pub async fn partitions(&self, topics: Vec<String>) -> anyhow::Result<Vec<(String, Option<usize>)>> {
+    pub async fn partitions(
+        &self,
+        topics: Vec<String>,
+    ) -> anyhow::Result<Vec<(String, Option<usize>)>> {
         let config = self.client_config();
         let unreachable = self.unreachable();
         tokio::task::spawn_blocking(move || {
@@ -94,7 +101,11 @@ impl Kafka {
 
     /// The next offset of every partition of `topic` (its high watermark): where a reader
     /// must start to see everything written from now on.
-    pub async fn end_offsets(&self, topic: &str, partitions: usize) -> anyhow::Result<Vec<(i32, i64)>> {
+    pub async fn end_offsets(
+        &self,
+        topic: &str,
+        partitions: usize,
+    ) -> anyhow::Result<Vec<(i32, i64)>> {
         let config = self.client_config();
         let topic = topic.to_owned();
         let unreachable = self.unreachable();
@@ -120,7 +131,10 @@ impl Kafka {
         let consumer: StreamConsumer = self
             .client_config()
             // A group id is required by the client; a unique one, never joined or committed.
-            .set("group.id", format!("fares-cli-{}", uuid::Uuid::new_v4().simple()))
+            .set(
+                "group.id",
+                format!("fares-cli-{}", uuid::Uuid::new_v4().simple()),
+            )
             .set("enable.auto.commit", "false")
             .set("enable.auto.offset.store", "false")
             .set("enable.partition.eof", "false")
@@ -164,7 +178,10 @@ impl Start {
         match self {
             Start::Beginning(n) => (0..*n as i32).map(|p| (p, Offset::Beginning)).collect(),
             Start::End(n) => (0..*n as i32).map(|p| (p, Offset::End)).collect(),
-            Start::At(offsets) => offsets.iter().map(|&(p, o)| (p, Offset::Offset(o))).collect(),
+            Start::At(offsets) => offsets
+                .iter()
+                .map(|&(p, o)| (p, Offset::Offset(o)))
+                .collect(),
         }
     }
 }
@@ -192,7 +209,10 @@ mod tests {
     #[test]
     fn unreachable_names_the_servers_and_the_remedy() {
         let text = unreachable("localhost:9092");
-        assert!(text.contains("cannot reach Kafka at localhost:9092"), "{text}");
+        assert!(
+            text.contains("cannot reach Kafka at localhost:9092"),
+            "{text}"
+        );
         assert!(text.contains("scripts/stack up"), "{text}");
     }
 

@@ -82,7 +82,10 @@ pub fn describe_failure(d: &FareCollectionFailed) -> String {
         text.push_str("NEEDS ATTENTION: ");
     }
     if let (Some(amount), Some(currency)) = (d.amount_minor, d.currency) {
-        text.push_str(&format!("{} not collected: ", format_amount(amount, currency)));
+        text.push_str(&format!(
+            "{} not collected: ",
+            format_amount(amount, currency)
+        ));
     }
     text.push_str(&d.reason);
     text.push_str(" — compensations: ");
@@ -266,7 +269,11 @@ mod tests {
         ];
         let covered: std::collections::HashSet<EventType> =
             cases.iter().map(|(d, _)| d.event_type()).collect();
-        assert_eq!(covered.len(), EventType::ALL.len(), "every event type has a case");
+        assert_eq!(
+            covered.len(),
+            EventType::ALL.len(),
+            "every event type has a case"
+        );
         for (data, expected) in cases {
             assert_eq!(describe(&data), expected, "{}", data.event_type());
         }

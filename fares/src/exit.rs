@@ -36,7 +36,10 @@ pub fn negative(message: impl Into<String>) -> anyhow::Error {
 
 /// The exit code for `error`: 1 when it carries a [`Negative`], else 2.
 pub fn code_of(error: &anyhow::Error) -> u8 {
-    if error.chain().any(|cause| cause.downcast_ref::<Negative>().is_some()) {
+    if error
+        .chain()
+        .any(|cause| cause.downcast_ref::<Negative>().is_some())
+    {
         NEGATIVE
     } else {
         TROUBLE
@@ -44,16 +47,32 @@ pub fn code_of(error: &anyhow::Error) -> u8 {
 }
 
 /// Prints `error` on stderr (the message, then each cause on its own line) and returns its
-/// exit code.
+/// exit code. A negative answer is printed as it is, without `error:`.
 pub fn report(error: &anyhow::Error) -> ExitCode {
-    let mut chain = error.chain();
-    if let Some(top) = chain.next() {
-        eprintln!("error: {top}");
-    }
-    for cause in chain {
-        eprintln!("  caused by: {cause}");
+    for (i, line) in lines(error).iter().enumerate() {
+        match i {
+            0 if error.downcast_ref::<Negative>().is_some() => eprintln!("{line}"),
+            0 => eprintln!("error: {line}"),
+            _ => eprintln!("  caused by: {line}"),
+        }
     }
     ExitCode::from(code_of(error))
+}
+
+/// The messages of `error`'s chain, leaving out a cause that only repeats the line before it
+/// (Kafka errors often wrap an error with the same text).
+fn lines(error: &anyhow::Error) -> Vec<String> {
+    let mut lines: Vec<String> = Vec::new();
+    for cause in error.chain() {
+        let text = cause.to_string();
+        if !lines
+            .last()
+            .is_some_and(|previous| previous.contains(&text))
+        {
+            lines.push(text);
+        }
+    }
+    lines
 }
 
 #[cfg(test)]
@@ -67,6 +86,20 @@ mod tests {
         let wrapped: anyhow::Result<()> = Err(negative("unknown fare wr_1"));
         let wrapped = wrapped.context("status of wr_1").unwrap_err();
         assert_eq!(code_of(&wrapped), NEGATIVE);
+    }
+
+    #[test]
+    fn repeated_causes_are_left_out() {
+        let error = anyhow::anyhow!("BrokerTransportFailure")
+            .context("Meta data fetch error: BrokerTransportFailure")
+            .context("cannot reach Kafka at localhost:9092");
+        assert_eq!(
+            lines(&error),
+            [
+                "cannot reach Kafka at localhost:9092",
+                "Meta data fetch error: BrokerTransportFailure"
+            ]
+        );
     }
 
     #[test]

@@ -1,1 +1,40 @@
-fn main() {}
+//! `fares`: the command line of the fare-collection saga (SPEC §7).
+//!
+//! - `fares topics ensure|list` — the SPEC §2 topics, created idempotently ([`topics`]);
+//! - `fares request` — publish a `FareRequested` ([`request`]);
+//! - `fares status <fare_id>` — one saga's timeline across both services ([`status`]);
+//! - `fares watch` — outcomes live from `fare-outcomes` ([`watch`]).
+//!
+//! Invariants: the CLI sees the services' state only through their HTTP read APIs and the
+//! topics, never their databases; it joins no consumer group and commits no offset. Amounts are
+//! converted between decimal text and integer minor units exactly ([`money`]), never through
+//! floating point. Input is validated before anything is sent.
+//!
+//! Errors are `anyhow` with context; every message says what is wrong and what to do. Exit
+//! codes (see [`exit`]): 0 done, 1 a definite "no", 2 could not do it.
+
+mod broker;
+mod cli;
+mod detail;
+mod exit;
+mod money;
+mod outcomes;
+mod report;
+mod request;
+mod services;
+mod status;
+mod timeline;
+mod topics;
+mod watch;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    match cli::Cli::parse().run().await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => exit::report(&error),
+    }
+}

@@ -7,19 +7,25 @@ use events_schema::Currency;
 
 /// An amount the user typed that is not an exact, positive decimal in the currency.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AmountError(String);
+pub struct AmountError {
+    text: String,
+    problem: String,
+}
+
+impl AmountError {
+    /// What is wrong, without the amount: `is negative; …`.
+    pub fn problem(&self) -> &str {
+        &self.problem
+    }
+}
 
 impl fmt::Display for AmountError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        write!(f, "amount {:?} {}", self.text, self.problem)
     }
 }
 
 impl std::error::Error for AmountError {}
-
-fn invalid(message: String) -> AmountError {
-    AmountError(message)
-}
 
 /// Parses a decimal amount such as `20`, `20.5` or `20.00` into minor units of `currency`:
 /// `"20.00"` USD is 2000, `"500"` JPY is 500.
@@ -29,22 +35,24 @@ fn invalid(message: String) -> AmountError {
 /// returned as 0: whether it is a valid fare is the caller's rule.
 pub fn parse_amount(text: &str, currency: Currency) -> Result<i64, AmountError> {
     let text = text.trim();
+    let invalid = |problem: String| AmountError {
+        text: text.to_owned(),
+        problem,
+    };
     let code = currency.as_str();
     let digits = usize::from(currency.minor_unit_digits());
     let example = example(currency);
     if text.is_empty() {
-        return Err(invalid(format!(
-            "the amount is empty; write it like {example}"
-        )));
+        return Err(invalid(format!("is empty; write it like {example}")));
     }
     if text.starts_with('-') {
         return Err(invalid(format!(
-            "amount {text} is negative; a fare is a positive amount such as {example}"
+            "is negative; a fare is a positive amount such as {example}"
         )));
     }
     if text.contains(',') {
         return Err(invalid(format!(
-            "amount {text} contains a comma; use a decimal point and no grouping, e.g. {example}"
+            "contains a comma; use a decimal point and no grouping, e.g. {example}"
         )));
     }
     let (whole, fraction) = match text.split_once('.') {
@@ -54,21 +62,17 @@ pub fn parse_amount(text: &str, currency: Currency) -> Result<i64, AmountError> 
     let all_digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
     if !all_digits(whole) || !fraction.is_none_or(all_digits) {
         return Err(invalid(format!(
-            "amount {text:?} is not a decimal number; write it like {example} (digits, optionally a point and up to {digits} decimal places)"
+            "is not a decimal number; write it like {example} (digits, optionally a point and up to {digits} decimal places)"
         )));
     }
     let fraction = fraction.unwrap_or("");
     let significant = fraction.trim_end_matches('0');
     if significant.len() > digits {
         return Err(invalid(format!(
-            "amount {text} is more precise than {code} allows: {code} has {digits} decimal places"
+            "is more precise than {code} allows: {code} has {digits} decimal places"
         )));
     }
-    let too_large = || {
-        invalid(format!(
-            "amount {text} is too large to be a fare in {code}"
-        ))
-    };
+    let too_large = || invalid(format!("is too large to be a fare in {code}"));
     let scale = 10_i64.checked_pow(digits as u32).ok_or_else(too_large)?;
     let whole: i64 = whole.parse().map_err(|_| too_large())?;
     let minor_fraction: i64 = if digits == 0 {
@@ -166,7 +170,9 @@ mod tests {
     fn rejects_negative_and_malformed_amounts() {
         let e = parse_amount("-1", usd()).unwrap_err().to_string();
         assert!(e.contains("negative"), "{e}");
-        for text in ["abc", "20.", ".5", "1e3", "+5", "20.0.0", "2 0", "NaN", "0x10", "٣"] {
+        for text in [
+            "abc", "20.", ".5", "1e3", "+5", "20.0.0", "2 0", "NaN", "0x10", "٣",
+        ] {
             let e = parse_amount(text, usd()).unwrap_err().to_string();
             assert!(e.contains("not a decimal number"), "{text}: {e}");
             assert!(e.contains("20.00"), "{text}: {e}");
@@ -181,14 +187,15 @@ mod tests {
 
     #[test]
     fn rejects_amounts_that_overflow() {
-        let e = parse_amount("92233720368547758.08", usd()).unwrap_err().to_string();
+        let e = parse_amount("92233720368547758.08", usd())
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("too large"), "{e}");
-        let e = parse_amount("99999999999999999999999", jpy()).unwrap_err().to_string();
+        let e = parse_amount("99999999999999999999999", jpy())
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("too large"), "{e}");
-        assert_eq!(
-            parse_amount("92233720368547758.07", usd()),
-            Ok(i64::MAX)
-        );
+        assert_eq!(parse_amount("92233720368547758.07", usd()), Ok(i64::MAX));
     }
 
     #[test]

@@ -1,6 +1,8 @@
 //! Reading `fare-outcomes`: one line per terminal outcome, and the messages that are not
 //! events (reported, never fatal).
 
+use std::collections::HashSet;
+
 use events_schema::{timestamp, Event, EventData};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{BorrowedMessage, Message};
@@ -56,19 +58,40 @@ impl Received {
     }
 }
 
-/// `2026-11-27T08:00:00.123Z  wr_563  FareCollected         20.00 USD collected from customer 3`
+/// `2026-11-27T08:00:00.123Z  wr_563         FareCollected         20.00 USD collected from customer 3`
 pub fn line(event: &Event) -> String {
     let detail = match &event.data {
         EventData::FareCollectionFailed(failed) => describe_failure(failed),
         other => describe(other),
     };
     format!(
-        "{}  {}  {:<20}  {}",
+        "{}  {:<13}  {:<20}  {}",
         timestamp::format(event.occurred_at),
-        event.fare_id,
+        event.fare_id.as_str(),
         event.event_type().as_str(),
         detail
     )
+}
+
+/// Consumer warnings, each printed once until a message arrives again (librdkafka repeats
+/// its connection errors every few seconds while the broker is down).
+#[derive(Debug, Default)]
+pub struct Warnings {
+    shown: HashSet<String>,
+}
+
+impl Warnings {
+    /// Prints `text` on stderr unless it was already shown during this outage.
+    pub fn warn(&mut self, text: String) {
+        if self.shown.insert(text.clone()) {
+            eprintln!("{text}");
+        }
+    }
+
+    /// A message arrived: the outage, if any, is over.
+    pub fn clear(&mut self) {
+        self.shown.clear();
+    }
 }
 
 /// What to do about an error the consumer reported: `Err` to stop (the topic is gone),
@@ -109,7 +132,7 @@ mod tests {
         );
         assert_eq!(
             line(&e),
-            "2026-11-27T08:00:00.123Z  wr_563  FareCollected         20.00 USD collected from customer 3"
+            "2026-11-27T08:00:00.123Z  wr_563         FareCollected         20.00 USD collected from customer 3"
         );
     }
 
@@ -128,7 +151,7 @@ mod tests {
         );
         assert_eq!(
             line(&e),
-            "2026-11-27T08:00:00.123Z  wr_563  FareCollectionFailed  NEEDS ATTENTION: 20.00 USD not collected: \
+            "2026-11-27T08:00:00.123Z  wr_563         FareCollectionFailed  NEEDS ATTENTION: 20.00 USD not collected: \
              refund failed after 5 attempts — compensations: none"
         );
     }

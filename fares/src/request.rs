@@ -7,7 +7,7 @@
 
 use std::time::Duration;
 
-use anyhow::{anyhow, Context};
+use anyhow::anyhow;
 use events_schema::{
     is_valid_fare_amount, Currency, CustomerId, Event, EventData, FareId, FareRequested, Topic,
     MAX_FARE_MINOR, MIN_FARE_MINOR,
@@ -71,12 +71,21 @@ pub async fn run(args: RequestArgs) -> anyhow::Result<()> {
 
     publish(&kafka, &requests, &event).await?;
     println!("{}", event.fare_id);
-    eprintln!("requested fare {}: {}", event.fare_id, describe(&event.data));
+    eprintln!(
+        "requested fare {}: {}",
+        event.fare_id,
+        describe(&event.data)
+    );
 
     match outcomes_start {
         Some(start) => {
-            wait_for_outcome(&kafka, &event.fare_id, &start, Duration::from_secs(args.timeout))
-                .await
+            wait_for_outcome(
+                &kafka,
+                &event.fare_id,
+                &start,
+                Duration::from_secs(args.timeout),
+            )
+            .await
         }
         None => Ok(()),
     }
@@ -85,16 +94,17 @@ pub async fn run(args: RequestArgs) -> anyhow::Result<()> {
 /// The `FareRequested` event for `args`, or what is wrong with them.
 pub fn build(args: &RequestArgs) -> anyhow::Result<Event> {
     let fare_id = match &args.fare_id {
-        Some(id) => FareId::parse(id)
-            .map_err(|e| anyhow!("--fare-id is invalid: it {}", e.problem()))?,
+        Some(id) => {
+            FareId::parse(id).map_err(|e| anyhow!("--fare-id is invalid: it {}", e.problem()))?
+        }
         None => generated_fare_id(),
     };
     let customer_id = CustomerId::parse(&args.customer)
         .map_err(|e| anyhow!("--customer is invalid: it {}", e.problem()))?;
     let currency = Currency::parse(&args.currency.trim().to_ascii_uppercase())
         .map_err(|e| anyhow!("--currency is invalid: {e}"))?;
-    let amount_minor =
-        parse_amount(&args.amount, currency).context("--amount is invalid")?;
+    let amount_minor = parse_amount(&args.amount, currency)
+        .map_err(|e| anyhow!("--amount {:?} {}", args.amount.trim(), e.problem()))?;
     if !is_valid_fare_amount(amount_minor) {
         anyhow::bail!(
             "--amount {} is outside the fare range {} to {} ({MIN_FARE_MINOR} to {MAX_FARE_MINOR} minor units); \
@@ -175,17 +185,21 @@ async fn wait_for_outcome(
 ) -> anyhow::Result<()> {
     let topic = kafka.topic(Topic::FareOutcomes);
     let reader = kafka.reader(&topic, start)?;
-    eprintln!("waiting up to {} s for the outcome on {topic}…", timeout.as_secs());
+    eprintln!(
+        "waiting up to {} s for the outcome on {topic}…",
+        timeout.as_secs()
+    );
     let deadline = tokio::time::sleep(timeout);
     tokio::pin!(deadline);
     let shutdown = shutdown::signal();
     tokio::pin!(shutdown);
-    let mut last_warning = String::new();
+    let mut warnings = outcomes::Warnings::default();
     loop {
         let message = tokio::select! {
             _ = &mut deadline => anyhow::bail!(
-                "no outcome for fare {fare_id} within {} s — the services may be down or busy: \
-                 see `fares status {fare_id}` and `scripts/stack status`",
+                "no outcome for fare {fare_id} within {} s — the services may be down or busy, or the \
+                 fare was requested before (a repeated request is ignored): see \
+                 `fares status {fare_id}` and `scripts/stack status`",
                 timeout.as_secs()
             ),
             _ = &mut shutdown => anyhow::bail!(
@@ -194,13 +208,12 @@ async fn wait_for_outcome(
             message = reader.recv() => message,
         };
         let received = match message {
-            Ok(message) => Received::from_message(&message),
+            Ok(message) => {
+                warnings.clear();
+                Received::from_message(&message)
+            }
             Err(error) => {
-                let warning = outcomes::consumer_error(&error, &topic, kafka.bootstrap())?;
-                if warning != last_warning {
-                    eprintln!("{warning}");
-                    last_warning = warning;
-                }
+                warnings.warn(outcomes::consumer_error(&error, &topic, kafka.bootstrap())?);
                 continue;
             }
         };
@@ -278,7 +291,11 @@ mod tests {
         assert!(error(&a).contains("--currency is invalid"), "{}", error(&a));
         a.currency = "USD".into();
         a.amount = "20.001".into();
-        assert!(error(&a).contains("USD has 2 decimal places"), "{}", error(&a));
+        assert!(
+            error(&a).contains("USD has 2 decimal places"),
+            "{}",
+            error(&a)
+        );
     }
 
     #[test]
@@ -290,7 +307,11 @@ mod tests {
         assert!(e.contains("[A-Za-z0-9._:-]"), "{e}");
         let mut a = args("20");
         a.customer = String::new();
-        assert!(error(&a).starts_with("--customer is invalid: it is empty"), "{}", error(&a));
+        assert!(
+            error(&a).starts_with("--customer is invalid: it is empty"),
+            "{}",
+            error(&a)
+        );
     }
 
     #[test]

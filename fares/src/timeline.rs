@@ -20,7 +20,7 @@ use crate::money::format_raw;
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Entry {
     /// `occurred_at` of the event (for the request: when the payment-service received it).
-    #[serde(with = "time::serde::rfc3339::option")]
+    #[serde(serialize_with = "serialize_time")]
     pub occurred_at: Option<OffsetDateTime>,
     /// Who wrote it: `rider`, `payment` or `accounting`.
     pub service: String,
@@ -36,6 +36,17 @@ pub struct Entry {
     pub published: bool,
     /// The full event JSON (`null` for the request, which only its topic holds).
     pub event: Value,
+}
+
+/// As events write it: `2026-11-27T08:00:00.123Z`, or `null`.
+fn serialize_time<S: serde::Serializer>(
+    t: &Option<OffsetDateTime>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    match t {
+        Some(t) => s.serialize_str(&timestamp::format(*t)),
+        None => s.serialize_none(),
+    }
 }
 
 /// Every event of the fare from both services' views, de-duplicated and in causal order.
@@ -114,7 +125,10 @@ fn request_entry(payment: &Value) -> Option<Entry> {
     let currency = fare.get("currency").and_then(Value::as_str);
     let detail = match (customer, amount, currency) {
         (Some(customer), Some(amount), Some(currency)) => {
-            format!("customer {customer} asks for {}", format_raw(amount, currency))
+            format!(
+                "customer {customer} asks for {}",
+                format_raw(amount, currency)
+            )
         }
         _ => "an invalid request (see FareRejected)".to_owned(),
     };
@@ -172,9 +186,12 @@ fn emitted_entry(item: &Value, service: &str) -> Entry {
 
 /// The terminal outcome (`FareCollected` / `FareCollectionFailed`) in `timeline`, if any.
 pub fn outcome(timeline: &[Entry]) -> Option<&Entry> {
-    timeline
-        .iter()
-        .find(|e| matches!(e.event_type.as_str(), "FareCollected" | "FareCollectionFailed"))
+    timeline.iter().find(|e| {
+        matches!(
+            e.event_type.as_str(),
+            "FareCollected" | "FareCollectionFailed"
+        )
+    })
 }
 
 #[cfg(test)]
@@ -298,17 +315,29 @@ mod tests {
         let types: Vec<&str> = timeline.iter().map(|e| e.event_type.as_str()).collect();
         assert_eq!(
             types,
-            ["FareRequested", "PreAuthorised", "Charged", "AccountUpdated", "FareCollected"]
+            [
+                "FareRequested",
+                "PreAuthorised",
+                "Charged",
+                "AccountUpdated",
+                "FareCollected"
+            ]
         );
         let services: Vec<&str> = timeline.iter().map(|e| e.service.as_str()).collect();
-        assert_eq!(services, ["rider", "payment", "payment", "accounting", "payment"]);
+        assert_eq!(
+            services,
+            ["rider", "payment", "payment", "accounting", "payment"]
+        );
         assert_eq!(timeline[0].event_id, req.event_id.to_string());
         assert_eq!(timeline[0].detail, "customer 3 asks for 20.00 USD");
         assert_eq!(
             timeline[0].occurred_at,
             Some(datetime!(2026-11-27 08:00:00.050 UTC))
         );
-        assert_eq!(timeline[3].detail, "20.00 USD credited to customer 3 (ledger entry 7, balance 20.00 USD)");
+        assert_eq!(
+            timeline[3].detail,
+            "20.00 USD credited to customer 3 (ledger entry 7, balance 20.00 USD)"
+        );
         assert!(timeline.iter().all(|e| e.published));
         assert_eq!(outcome(&timeline).unwrap().event_type, "FareCollected");
     }
@@ -336,7 +365,11 @@ mod tests {
             published: true,
             event: Value::Null,
         };
-        let kept = dedupe(vec![entry("a", "payment"), entry("b", "payment"), entry("a", "accounting")]);
+        let kept = dedupe(vec![
+            entry("a", "payment"),
+            entry("b", "payment"),
+            entry("a", "accounting"),
+        ]);
         let kept: Vec<(&str, &str)> = kept
             .iter()
             .map(|e| (e.event_id.as_str(), e.service.as_str()))
@@ -359,9 +392,21 @@ mod tests {
         let ordered = order(vec![
             entry("late", None, Some(datetime!(2026-11-27 09:00 UTC))),
             entry("unknown", None, None),
-            entry("effect", Some("early"), Some(datetime!(2026-11-27 07:00 UTC))),
-            entry("early", Some("early"), Some(datetime!(2026-11-27 08:00 UTC))),
-            entry("orphan", Some("not-here"), Some(datetime!(2026-11-27 08:30 UTC))),
+            entry(
+                "effect",
+                Some("early"),
+                Some(datetime!(2026-11-27 07:00 UTC)),
+            ),
+            entry(
+                "early",
+                Some("early"),
+                Some(datetime!(2026-11-27 08:00 UTC)),
+            ),
+            entry(
+                "orphan",
+                Some("not-here"),
+                Some(datetime!(2026-11-27 08:30 UTC)),
+            ),
         ]);
         let ids: Vec<&str> = ordered.iter().map(|e| e.event_id.as_str()).collect();
         assert_eq!(ids, ["early", "effect", "orphan", "late", "unknown"]);
@@ -378,7 +423,11 @@ mod tests {
         assert_eq!(timeline.len(), 2);
         assert_eq!(timeline[1].event_id, "e-1");
         assert_eq!(timeline[1].event_type, "Charged");
-        assert!(timeline[1].detail.contains("cannot read"), "{}", timeline[1].detail);
+        assert!(
+            timeline[1].detail.contains("cannot read"),
+            "{}",
+            timeline[1].detail
+        );
     }
 
     #[test]
@@ -387,6 +436,9 @@ mod tests {
             "amount_minor": null, "currency": null, "created_at": "2026-11-27T08:00:00Z"}});
         let timeline = merge(&payment, None);
         assert_eq!(timeline[0].detail, "an invalid request (see FareRejected)");
-        assert_eq!(timeline[0].occurred_at, Some(datetime!(2026-11-27 08:00 UTC)));
+        assert_eq!(
+            timeline[0].occurred_at,
+            Some(datetime!(2026-11-27 08:00 UTC))
+        );
     }
 }

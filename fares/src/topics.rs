@@ -82,10 +82,8 @@ fn topic_line(topic: Topic, name: &str, partitions: Option<usize>, width: usize)
     match partitions {
         None => format!("{name:<width$}  MISSING"),
         Some(n) => {
-            let plural = if n == 1 { "" } else { "s" };
-            let mut line = format!(
-                "{name:<width$}  {n} partition{plural}  retention {retention_days} days"
-            );
+            let count = format!("{n} partition{}", if n == 1 { "" } else { "s" });
+            let mut line = format!("{name:<width$}  {count:<13}  retention {retention_days} days");
             if n != topic.partitions() as usize {
                 line.push_str(&format!(
                     "  (expected {} — created before with another count?)",
@@ -105,11 +103,11 @@ mod tests {
     fn lines_show_partitions_retention_and_problems() {
         assert_eq!(
             topic_line(Topic::FareRequests, "fare-requests", Some(6), 15),
-            "fare-requests    6 partitions  retention 7 days"
+            "fare-requests    6 partitions   retention 7 days"
         );
         assert_eq!(
             topic_line(Topic::PaymentDlq, "payment-service.dlq", Some(1), 0),
-            "payment-service.dlq  1 partition  retention 30 days"
+            "payment-service.dlq  1 partition    retention 30 days"
         );
         assert!(topic_line(Topic::FareOutcomes, "fare-outcomes", Some(3), 0).contains("expected 6"));
         assert_eq!(

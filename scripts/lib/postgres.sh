@@ -60,6 +60,12 @@ pg_answers() {
 # ---------------------------------------------------------------------------------------------
 # Installation and layout
 
+# as_postgres COMMAND...: runs COMMAND as the postgres OS user, from / (it may not be allowed
+# into the current directory).
+as_postgres() {
+    (cd / && runuser -u postgres -- "$@")
+}
+
 # pg_bin_dir: Debian's server binaries (the version of an existing cluster, else the newest).
 pg_bin_dir() {
     local data version
@@ -116,7 +122,7 @@ pg_data_dir() {
 pg_prepare_base_dir() {
     [[ -e "$PG_LINK" ]] && return 0
     mkdir -p "$STACK_DIR"
-    if runuser -u postgres -- test -x "$STACK_DIR"; then
+    if as_postgres test -x "$STACK_DIR"; then
         mkdir -p "$PG_LINK"
     else
         local outside
@@ -144,7 +150,7 @@ pg_init() {
     chown postgres: "$pwfile"
     chmod 600 "$pwfile"
     rm -rf "$data"
-    runuser -u postgres -- "$bin/initdb" -D "$data" -U "$PG_ADMIN_USER" --pwfile="$pwfile" \
+    as_postgres "$bin/initdb" -D "$data" -U "$PG_ADMIN_USER" --pwfile="$pwfile" \
         --auth-local=peer --auth-host=scram-sha-256 --encoding=UTF8 --locale=C.UTF-8 \
         >"$base/initdb.log" 2>&1 || {
         rm -f "$pwfile"
@@ -191,7 +197,7 @@ pg_start() {
     ln -sfn "$base/postgres.log" "$PG_LOG_LINK"
     info "starting PostgreSQL (log: ${PG_LOG_LINK#"$ROOT/"})"
     STARTED+=(postgres)
-    runuser -u postgres -- "$(pg_bin_dir)/pg_ctl" -D "$base/data" -l "$base/postgres.log" \
+    as_postgres "$(pg_bin_dir)/pg_ctl" -D "$base/data" -l "$base/postgres.log" \
         -w -t "${PG_START_TIMEOUT:-60}" start >/dev/null || {
         tail -n 30 "$base/postgres.log" >&2 || true
         die "PostgreSQL did not start (log: $PG_LOG_LINK)"
@@ -228,7 +234,7 @@ pg_stop() {
     pid="$(pg_pid)" || return 0
     data="$(pg_data_dir)"
     info "stopping postgres (pid $pid)"
-    runuser -u postgres -- "$(pg_bin_dir)/pg_ctl" -D "$data" -m fast -w -t 30 stop >/dev/null ||
+    as_postgres "$(pg_bin_dir)/pg_ctl" -D "$data" -m fast -w -t 30 stop >/dev/null ||
         stop_pid "$pid" postgres 10
 }
 

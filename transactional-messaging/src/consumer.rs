@@ -100,7 +100,7 @@ pub struct DeadLetterTarget {
 }
 
 /// Runs until `shutdown` completes: consumes, processes, stores offsets. At shutdown the
-/// stored offsets are committed synchronously.
+/// stored offsets are committed.
 pub async fn run_consumer<H: Handler>(
     consumer: StreamConsumer,
     pool: PgPool,
@@ -144,7 +144,10 @@ pub async fn run_consumer<H: Handler>(
             tracing::warn!(%error, topic = %consumed.topic, offset = consumed.offset, "cannot store offset");
         }
     }
-    if let Err(error) = consumer.commit_consumer_state(CommitMode::Sync) {
+    // Asynchronous, so an unreachable broker cannot hold the shutdown; closing the consumer
+    // commits what is stored too. An offset that is not committed means a redelivery, which
+    // the inbox turns into a no-op.
+    if let Err(error) = consumer.commit_consumer_state(CommitMode::Async) {
         tracing::warn!(%error, "final offset commit failed; uncommitted messages will be redelivered");
     }
     Ok(())

@@ -23,6 +23,8 @@ pub const BATCH_SIZE: i64 = 500;
 /// How long the relay sleeps when nobody wakes it (a safety net for rows written by another
 /// process, e.g. after a restart).
 const IDLE_POLL: Duration = Duration::from_millis(200);
+/// How long the relay tries to publish what is left at shutdown.
+const FINAL_PUBLISH: Duration = Duration::from_secs(5);
 
 /// Wakes the relay as soon as a transaction added outbox rows.
 #[derive(Debug, Clone, Default)]
@@ -78,14 +80,19 @@ pub async fn run_relay(
             }
         }
     }
-    if let Err(error) = publish_batch(&pool, &producer, &names).await {
-        tracing::warn!(
+    match tokio::time::timeout(FINAL_PUBLISH, publish_batch(&pool, &producer, &names)).await {
+        Ok(Ok(_)) => {}
+        Ok(Err(error)) => tracing::warn!(
             error = format!("{error:#}"),
             "final outbox publish failed; rows stay for the next start"
-        );
+        ),
+        Err(_) => tracing::warn!("final outbox publish timed out; rows stay for the next start"),
     }
-    producer
-        .flush(Duration::from_secs(10))
+    // rdkafka's Drop purges queued messages: flush what is still in flight. A message lost
+    // here is safe: its outbox row is not marked published.
+    tokio::task::spawn_blocking(move || producer.flush(FINAL_PUBLISH))
+        .await
+        .context("flush task panicked")?
         .context("flushing the producer at shutdown")?;
     Ok(())
 }

@@ -21,6 +21,10 @@ use crate::consumer::{run_consumer, DeadLetterTarget, Handler};
 use crate::relay::{run_relay, RelayWaker};
 use crate::{database, kafka};
 
+/// How long a service may take to stop cleanly before it stops anyway. Nothing is lost
+/// either way: the outbox and the uncommitted offsets are durable.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(15);
+
 /// What a service is, for the shared runtime.
 #[derive(Debug, Clone)]
 pub struct ServiceIdentity {
@@ -135,16 +139,28 @@ impl Service {
         );
         tracing::info!(service = self.identity.name, "running");
         shutdown.await;
-        let _ = stop_sender.send(true);
-        let consumer_result = consumer.await.context("consumer task panicked")?;
-        let _ = relay_stop_sender.send(true);
-        let relay_result = relay.await.context("relay task panicked")?;
-        let _ = http_stop_sender.send(true);
-        server.await.context("HTTP task panicked")??;
-        self.pool.close().await;
-        consumer_result?;
-        relay_result?;
-        tracing::info!(service = self.identity.name, "stopped");
+        let name = self.identity.name;
+        let pool = self.pool;
+        let stopping = async move {
+            let _ = stop_sender.send(true);
+            let consumer_result = consumer.await.context("consumer task panicked")?;
+            let _ = relay_stop_sender.send(true);
+            let relay_result = relay.await.context("relay task panicked")?;
+            let _ = http_stop_sender.send(true);
+            server.await.context("HTTP task panicked")??;
+            pool.close().await;
+            consumer_result?;
+            relay_result
+        };
+        match tokio::time::timeout(SHUTDOWN_GRACE, stopping).await {
+            Ok(result) => result?,
+            Err(_) => tracing::warn!(
+                service = name,
+                "graceful shutdown took longer than {SHUTDOWN_GRACE:?} (Kafka or PostgreSQL unreachable?); \
+                 stopping anyway: unpublished outbox rows and uncommitted offsets are taken up at the next start"
+            ),
+        }
+        tracing::info!(service = name, "stopped");
         Ok(())
     }
 }

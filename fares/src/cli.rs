@@ -1,0 +1,113 @@
+//! The command line: subcommands, flags, help texts, and which module runs each.
+
+use clap::{Parser, Subcommand};
+
+use crate::broker::Kafka;
+use crate::request::{self, RequestArgs};
+use crate::status::{self, StatusArgs};
+use crate::topics;
+use crate::watch::{self, WatchArgs};
+
+const AFTER_HELP: &str = "\
+Environment:
+  KAFKA_BOOTSTRAP_SERVERS   Kafka to use (default localhost:9092)
+  TOPIC_SUFFIX              appended to every topic name (default none)
+  KAFKA_REPLICATION_FACTOR  for `topics ensure` (default 1)
+  PAYMENT_URL               payment-service read API (default http://$PAYMENT_HTTP_ADDR, else http://127.0.0.1:8081)
+  ACCOUNTING_URL            accounting-service read API (default http://$ACCOUNTING_HTTP_ADDR, else http://127.0.0.1:8082)
+
+Exit codes:
+  0  done (request --wait: the fare was collected)
+  1  a definite \"no\": unknown fare, fare not collected, topics missing
+  2  could not do it: invalid input, Kafka or a service unreachable, timeout
+
+Example:
+  scripts/stack up
+  FARE=$(fares request --customer 3 --amount 20.00)
+  fares status \"$FARE\"";
+
+/// Request fares and follow the fare-collection saga (payment-service + accounting-service)
+/// over Kafka and the services' read APIs.
+#[derive(Debug, Parser)]
+#[command(name = "fares", version, after_help = AFTER_HELP)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Create or list the saga's Kafka topics (SPEC §2).
+    #[command(subcommand)]
+    Topics(TopicsCommand),
+    /// Publish a FareRequested to fare-requests; prints the fare id on stdout.
+    ///
+    /// The amount is a decimal in the currency's units ("20.00" USD is 2000 cents). Input is
+    /// checked before anything is sent. The fare id alone goes to stdout, so
+    /// `FARE=$(fares request …)` works; a human summary goes to stderr.
+    Request(RequestArgs),
+    /// Show one fare's saga: its events across both services, its status, gateway operations
+    /// and ledger entry.
+    ///
+    /// Reads the services' HTTP read APIs (never their databases). Exit code 1 for a fare the
+    /// payment-service does not know, 2 when a service cannot be reached.
+    Status(StatusArgs),
+    /// Print fare outcomes (FareCollected / FareCollectionFailed) live as they are published.
+    ///
+    /// Reads fare-outcomes without joining a consumer group or committing offsets. Ctrl-C stops.
+    Watch(WatchArgs),
+}
+
+#[derive(Debug, Subcommand)]
+enum TopicsCommand {
+    /// Create every topic that does not exist yet (idempotent), then list them.
+    Ensure,
+    /// List the topics with their partitions; exit code 1 when any is missing.
+    List,
+}
+
+impl Cli {
+    /// Runs the chosen subcommand.
+    pub async fn run(self) -> anyhow::Result<()> {
+        match self.command {
+            Command::Topics(TopicsCommand::Ensure) => topics::ensure(&Kafka::from_env()?).await,
+            Command::Topics(TopicsCommand::List) => topics::list(&Kafka::from_env()?).await,
+            Command::Request(args) => request::run(args).await,
+            Command::Status(args) => status::run(args).await,
+            Command::Watch(args) => watch::run(args).await,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn a_negative_amount_reaches_the_amount_check() {
+        let cli =
+            Cli::try_parse_from(["fares", "request", "--customer", "3", "--amount", "-1"]).unwrap();
+        assert!(matches!(cli.command, Command::Request(ref a) if a.amount == "-1"));
+    }
+
+    #[test]
+    fn timeout_needs_wait() {
+        let args = [
+            "fares",
+            "request",
+            "--customer",
+            "3",
+            "--amount",
+            "1",
+            "--timeout",
+            "5",
+        ];
+        assert!(Cli::try_parse_from(args).is_err());
+    }
+}

@@ -1,0 +1,144 @@
+//! The services' HTTP read APIs (`GET /fares/{fare_id}`), the only way the CLI sees their
+//! state: it never reads their databases.
+
+use std::time::Duration;
+
+use anyhow::{anyhow, Context};
+use events_schema::FareId;
+use reqwest::StatusCode;
+use serde_json::Value;
+
+/// One service's read API.
+#[derive(Debug, Clone)]
+pub struct ReadApi {
+    client: reqwest::Client,
+    /// e.g. `payment-service`.
+    pub name: &'static str,
+    /// e.g. `http://127.0.0.1:8081`, without a trailing slash.
+    pub base_url: String,
+    /// The variable that sets `base_url`, for messages.
+    url_variable: &'static str,
+}
+
+impl ReadApi {
+    /// The API of service `name` at `base_url` (set by `url_variable`).
+    pub fn new(
+        name: &'static str,
+        base_url: String,
+        url_variable: &'static str,
+    ) -> anyhow::Result<Self> {
+        let client = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(3))
+            .timeout(Duration::from_secs(10))
+            .build()
+            .context("cannot create the HTTP client")?;
+        Ok(ReadApi {
+            client,
+            name,
+            base_url,
+            url_variable,
+        })
+    }
+
+    /// The service's view of the fare; `None` when it answers 404 (it never saw the fare).
+    pub async fn fare(&self, fare_id: &FareId) -> anyhow::Result<Option<Value>> {
+        if matches!(fare_id.as_str(), "." | "..") {
+            anyhow::bail!(
+                "fare id {fare_id:?} cannot be looked up over HTTP (a URL path cannot hold it); \
+                 read the topics with kcat instead"
+            );
+        }
+        let url = format!("{}/fares/{fare_id}", self.base_url);
+        let response = self.client.get(&url).send().await.map_err(|e| {
+            anyhow::Error::new(e).context(format!(
+                "cannot reach the {} at {} — is it running? (scripts/stack status; set {} if it runs elsewhere)",
+                self.name, self.base_url, self.url_variable
+            ))
+        })?;
+        let status = response.status();
+        let body = response.text().await.with_context(|| {
+            format!(
+                "the {} at {} broke off its answer — try again",
+                self.name, self.base_url
+            )
+        })?;
+        let json: Option<Value> = serde_json::from_str(&body).ok();
+        if status == StatusCode::NOT_FOUND {
+            // The read API answers 404 with {"error": …}; anything else is not that API.
+            return match json.as_ref().and_then(|j| j.get("error")) {
+                Some(_) => Ok(None),
+                None => Err(anyhow!(
+                    "{url} answered 404 without the read API's error body — does {} point at the {}?",
+                    self.url_variable,
+                    self.name
+                )),
+            };
+        }
+        if !status.is_success() {
+            let said = json
+                .as_ref()
+                .and_then(|j| j.get("error"))
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+                .unwrap_or_else(|| body.chars().take(200).collect());
+            return Err(anyhow!(
+                "the {} at {} answered {status} to GET {url}: {said} — check its log (scripts/stack logs {})",
+                self.name,
+                self.base_url,
+                self.name
+            ));
+        }
+        json.map(Some).ok_or_else(|| {
+            anyhow!(
+                "the answer of {url} is not JSON — does {} point at the {}?",
+                self.url_variable,
+                self.name
+            )
+        })
+    }
+}
+
+/// The base URL to use: the flag or `*_URL` variable when given, else `http://` + the
+/// service's own `*_HTTP_ADDR` (what `scripts/stack` and `.stack/env` set), else `default`.
+/// A value without a scheme gets `http://`; a trailing slash is dropped; a wildcard listen
+/// address (`0.0.0.0`) becomes `127.0.0.1`.
+pub fn base_url(given: Option<&str>, http_addr: Option<&str>, default: &str) -> String {
+    let given = given.map(str::trim).filter(|s| !s.is_empty());
+    let http_addr = http_addr.map(str::trim).filter(|s| !s.is_empty());
+    let url = match (given, http_addr) {
+        (Some(url), _) => url.to_owned(),
+        (None, Some(addr)) => addr.replacen("0.0.0.0:", "127.0.0.1:", 1),
+        (None, None) => default.to_owned(),
+    };
+    let url = if url.contains("://") {
+        url
+    } else {
+        format!("http://{url}")
+    };
+    url.trim_end_matches('/').to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base_url_prefers_the_flag_then_the_listen_address() {
+        let default = "http://127.0.0.1:8081";
+        assert_eq!(base_url(None, None, default), default);
+        assert_eq!(
+            base_url(Some("http://pay:9000/"), Some("127.0.0.1:1"), default),
+            "http://pay:9000"
+        );
+        assert_eq!(base_url(Some("pay:9000"), None, default), "http://pay:9000");
+        assert_eq!(
+            base_url(None, Some("127.0.0.1:18081"), default),
+            "http://127.0.0.1:18081"
+        );
+        assert_eq!(
+            base_url(None, Some("0.0.0.0:8081"), default),
+            "http://127.0.0.1:8081"
+        );
+        assert_eq!(base_url(Some(" "), Some(""), default), default);
+    }
+}

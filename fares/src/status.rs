@@ -1,0 +1,94 @@
+//! `fares status <fare_id>`: one saga's timeline across both services, from their read APIs —
+//! every event in causal order with its key detail, the fare's status, the gateway operations
+//! and the ledger entry (or the refused credit).
+
+use anyhow::anyhow;
+use events_schema::FareId;
+
+use crate::exit;
+use crate::report::{json_report, render, Accounting};
+use crate::services::{base_url, ReadApi};
+use crate::timeline;
+
+/// `fares status`
+#[derive(Debug, clap::Args)]
+pub struct StatusArgs {
+    /// The fare (saga) id, as printed by `fares request`.
+    #[arg(value_name = "FARE_ID", allow_hyphen_values = true)]
+    pub fare_id: String,
+    /// Print one JSON object instead of the table:
+    /// {fare_id, status, outcome, timeline, payment, accounting}.
+    #[arg(long)]
+    pub json: bool,
+    /// The payment-service's read API. Default: http:// + PAYMENT_HTTP_ADDR when set, else
+    /// http://127.0.0.1:8081.
+    #[arg(long, env = "PAYMENT_URL", value_name = "URL")]
+    pub payment_url: Option<String>,
+    /// The accounting-service's read API. Default: http:// + ACCOUNTING_HTTP_ADDR when set,
+    /// else http://127.0.0.1:8082.
+    #[arg(long, env = "ACCOUNTING_URL", value_name = "URL")]
+    pub accounting_url: Option<String>,
+}
+
+/// Fetches both views and prints the timeline.
+pub async fn run(args: StatusArgs) -> anyhow::Result<()> {
+    let fare_id = FareId::parse(&args.fare_id)
+        .map_err(|e| anyhow!("{:?} is not a fare id: it {}", args.fare_id, e.problem()))?;
+    let env = |name| std::env::var(name).ok();
+    let payment = ReadApi::new(
+        "payment-service",
+        base_url(
+            args.payment_url.as_deref(),
+            env("PAYMENT_HTTP_ADDR").as_deref(),
+            "http://127.0.0.1:8081",
+        ),
+        "PAYMENT_URL",
+    )?;
+    let accounting = ReadApi::new(
+        "accounting-service",
+        base_url(
+            args.accounting_url.as_deref(),
+            env("ACCOUNTING_HTTP_ADDR").as_deref(),
+            "http://127.0.0.1:8082",
+        ),
+        "ACCOUNTING_URL",
+    )?;
+    let (payment_view, accounting_view) =
+        tokio::join!(payment.fare(&fare_id), accounting.fare(&fare_id));
+    let Some(payment_view) = payment_view? else {
+        return Err(exit::negative(format!(
+            "unknown fare {fare_id}: the payment-service at {} has not registered it — check the id; \
+             a request published a moment ago may not be consumed yet",
+            payment.base_url
+        )));
+    };
+    let accounting_view = match accounting_view {
+        Ok(view) => view,
+        Err(error) if !args.json => {
+            // What the payment-service knows still helps, e.g. while accounting is down.
+            let timeline = timeline::merge(&payment_view, None);
+            print!(
+                "{}",
+                render(&fare_id, &payment_view, Accounting::Unreachable, &timeline)
+            );
+            return Err(error);
+        }
+        Err(error) => return Err(error),
+    };
+    let timeline = timeline::merge(&payment_view, accounting_view.as_ref());
+    if args.json {
+        let report = json_report(&fare_id, &payment_view, accounting_view.as_ref(), &timeline);
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!(
+            "{}",
+            render(
+                &fare_id,
+                &payment_view,
+                Accounting::answered(accounting_view.as_ref()),
+                &timeline
+            )
+        );
+    }
+    Ok(())
+}
