@@ -33,7 +33,7 @@ pub async fn on_charged(
         charge_event_id: event.event_id,
     };
     let data = if charged.customer_id.failure_marker().fails_credit() {
-        let reason = "customer account cannot be updated: account is closed".to_owned();
+        let reason = "the customer account is closed".to_owned();
         ledger::record_failure(&mut *conn, &credit, &reason).await?;
         EventData::AccountUpdateFailed(AccountUpdateFailed {
             customer_id: charged.customer_id.clone(),

@@ -68,7 +68,7 @@ pub async fn on_account_update_failed<G: PaymentGateway>(
     };
     let charge = fare.charge()?;
     if let EventData::AccountUpdateFailed(failed) = &event.data {
-        fare.failure_reason = Some(format!("customer account update failed: {}", failed.reason));
+        fare.failure_reason = Some(format!("ledger update failed: {}", failed.reason));
     }
     let charge_id = fare.charge_id.clone().unwrap_or_default();
     let call = charge.gateway_call(&fare.fare_id, &charge_id);
