@@ -310,3 +310,42 @@ pub async fn ids_with_status(
         .fetch_all(conn)
         .await
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_status_round_trips_through_its_column_value() {
+        for status in FareStatus::ALL {
+            assert_eq!(FareStatus::parse(status.as_str()), Some(status));
+        }
+        assert_eq!(FareStatus::parse("charging"), None);
+    }
+
+    #[test]
+    fn exactly_the_four_outcome_states_are_terminal() {
+        let terminal: Vec<&str> = FareStatus::ALL
+            .iter()
+            .filter(|s| s.is_terminal())
+            .map(|s| s.as_str())
+            .collect();
+        assert_eq!(
+            terminal,
+            ["rejected", "collected", "failed", "needs_attention"]
+        );
+    }
+
+    #[test]
+    fn compensations_round_trip_and_are_not_repeated() {
+        let names =
+            compensation_names(&[Compensation::PreAuthReleased, Compensation::PaymentRefunded]);
+        assert_eq!(names, ["pre_auth_released", "payment_refunded"]);
+        for name in names {
+            assert_eq!(
+                compensation_from_str(name).map(compensation_as_str),
+                Some(name)
+            );
+        }
+    }
+}

@@ -82,3 +82,27 @@ pub trait PaymentGateway: Send + Sync + 'static {
         call: &GatewayCall<'_>,
     ) -> impl Future<Output = Result<String, GatewayError>> + Send;
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_idempotency_key_is_the_fare_and_the_operation() {
+        let fare_id = FareId::parse("wr_563").unwrap();
+        let customer_id = CustomerId::parse("3").unwrap();
+        let call = GatewayCall {
+            fare_id: &fare_id,
+            customer_id: &customer_id,
+            amount_minor: 2000,
+            currency: Currency::parse("USD").unwrap(),
+            payment_token: Some("tok_visa"),
+            reference: None,
+        };
+        assert_eq!(
+            call.idempotency_key(Operation::PreAuthorise),
+            "wr_563:pre_authorise"
+        );
+        assert_eq!(call.idempotency_key(Operation::Refund), "wr_563:refund");
+    }
+}
