@@ -83,6 +83,31 @@ impl TestDatabase {
             .await?)
     }
 
+    /// A PostgreSQL outage as the services see it: refuse new connections to this database
+    /// and terminate the open ones (`false`), or let them in again (`true`).
+    pub async fn set_reachable(&self, reachable: bool) -> anyhow::Result<()> {
+        let mut conn = PgConnection::connect_with(&self.admin).await?;
+        conn.execute(
+            format!(
+                "ALTER DATABASE \"{}\" ALLOW_CONNECTIONS {reachable}",
+                self.name
+            )
+            .as_str(),
+        )
+        .await?;
+        if !reachable {
+            sqlx::query(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+                 WHERE datname = $1 AND pid <> pg_backend_pid()",
+            )
+            .bind(&self.name)
+            .execute(&mut conn)
+            .await?;
+        }
+        conn.close().await?;
+        Ok(())
+    }
+
     pub async fn drop(&self) -> anyhow::Result<()> {
         let mut conn = PgConnection::connect_with(&self.admin).await?;
         conn.execute(format!("DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)", self.name).as_str())

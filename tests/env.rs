@@ -1,6 +1,7 @@
 //! One test's world: its database, its topics, its recorder, its services.
 
 use std::net::SocketAddr;
+use std::sync::{Arc, LazyLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use accounting_service::{AccountingConfig, AccountingService};
@@ -13,6 +14,7 @@ use rdkafka::admin::{AdminClient, AdminOptions};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::producer::{FutureProducer, FutureRecord};
+use tokio::sync::{OwnedRwLockReadGuard, OwnedRwLockWriteGuard, RwLock};
 use transactional_messaging::config::KafkaSettings;
 use transactional_messaging::kafka;
 use transactional_messaging::retry::Backoff;
@@ -22,6 +24,16 @@ use crate::recorder::Recorder;
 use crate::services::RunningService;
 
 const DATABASE_PREFIX: &str = "wr_test_";
+
+/// Tests share the broker; a test that restarts it takes this lock exclusively, the others
+/// share it, so no test sees the broker vanish under it.
+static BROKER: LazyLock<Arc<RwLock<()>>> = LazyLock::new(|| Arc::new(RwLock::new(())));
+
+/// Held for a test's lifetime: shared, or exclusive for a test that restarts the broker.
+enum BrokerGuard {
+    Shared(#[allow(dead_code)] OwnedRwLockReadGuard<()>),
+    Exclusive(#[allow(dead_code)] OwnedRwLockWriteGuard<()>),
+}
 
 pub fn unix_now() -> u64 {
     SystemTime::now()
@@ -60,11 +72,24 @@ pub struct TestEnv {
     pub recorder: Recorder,
     producer: FutureProducer,
     services: Vec<RunningService>,
+    _broker: BrokerGuard,
 }
 
 impl TestEnv {
     /// A fresh database and fresh topics (created and recorded from the start).
     pub async fn new() -> anyhow::Result<TestEnv> {
+        let guard = BrokerGuard::Shared(BROKER.clone().read_owned().await);
+        TestEnv::with_guard(guard).await
+    }
+
+    /// As [`TestEnv::new`], for a test that stops the broker: waits until no other test uses it,
+    /// and keeps them waiting until this one is done.
+    pub async fn with_exclusive_broker() -> anyhow::Result<TestEnv> {
+        let guard = BrokerGuard::Exclusive(BROKER.clone().write_owned().await);
+        TestEnv::with_guard(guard).await
+    }
+
+    async fn with_guard(guard: BrokerGuard) -> anyhow::Result<TestEnv> {
         transactional_messaging::telemetry::init("off");
         let _ = database::sweep_stale(DATABASE_PREFIX, 3600).await;
         let tag = format!("{}_{:08x}", unix_now(), rand::rng().random::<u32>());
@@ -87,6 +112,7 @@ impl TestEnv {
             recorder,
             producer,
             services: Vec::new(),
+            _broker: guard,
         })
     }
 

@@ -49,6 +49,25 @@ port_open() {
     timeout 2 bash -c "exec 3<>/dev/tcp/$1/$2" 2>/dev/null
 }
 
+# wait_released PID PORT...: after a SIGKILL, waits (up to 30 s) until the process has exited
+# and nothing listens on its ports any more, so that a `start` right after finds them free. A
+# killed JVM keeps its listening sockets for a moment while its threads are torn down.
+wait_released() {
+    local pid="$1"
+    shift
+    local deadline=$((SECONDS + 30)) port held
+    while ((SECONDS < deadline)); do
+        held=0
+        pid_alive "$pid" && held=1
+        for port in "$@"; do
+            [[ -n "$(ss -Hltn "sport = :$port" 2>/dev/null)" ]] && held=1
+        done
+        ((held == 0)) && return 0
+        sleep 0.2
+    done
+    warn "pid $pid or its port(s) $* still busy 30 s after SIGKILL"
+}
+
 # port_holder PORT: "pid=123 (java: /usr/bin/java -cp ...)" of the local listener, or "unknown".
 port_holder() {
     local port="$1" line pid cmd

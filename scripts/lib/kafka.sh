@@ -170,4 +170,5 @@ kafka_kill() {
     pid="$(kafka_pid)" || die "kafka is not running (as started by scripts/stack)"
     info "SIGKILL kafka (pid $pid)"
     kill -KILL "$pid"
+    wait_released "$pid" 9092 9093
 }

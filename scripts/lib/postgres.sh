@@ -247,4 +247,5 @@ pg_kill() {
     info "SIGKILL postgres (postmaster $pid, children:${children:- none})"
     # shellcheck disable=SC2086 # a list of pids
     kill -KILL "$pid" $children 2>/dev/null || true
+    wait_released "$pid" 5432
 }

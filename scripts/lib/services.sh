@@ -108,4 +108,7 @@ svc_kill() {
     pid="$(svc_pid "$1")" || die "$1 is not running (as started by scripts/stack)"
     info "SIGKILL $1 (pid $pid)"
     kill -KILL "$pid"
+    local addr
+    addr="$(svc_addr "$1")"
+    wait_released "$pid" "${addr##*:}"
 }

@@ -2,9 +2,11 @@
 //! One binary; every test has its own database and topics, so they run in parallel.
 
 mod bad_input;
+mod broker_restart;
 mod concurrency;
 mod crash;
 mod duplicates;
 mod harness;
 mod markers;
+mod outage;
 mod schema_ownership;

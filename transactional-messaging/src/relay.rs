@@ -16,6 +16,7 @@ use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use sqlx::PgPool;
 use tokio::sync::Notify;
 
+use crate::kafka;
 use crate::retry::Backoff;
 
 /// How many rows one relay transaction publishes at most.
@@ -44,7 +45,8 @@ impl RelayWaker {
 /// flushes the producer.
 pub async fn run_relay(
     pool: PgPool,
-    producer: FutureProducer,
+    mut producer: FutureProducer,
+    bootstrap_servers: String,
     names: TopicNames,
     waker: RelayWaker,
     shutdown: impl Future<Output = ()>,
@@ -68,6 +70,9 @@ pub async fn run_relay(
             }
             Err(error) => {
                 failures += 1;
+                if let Some(replacement) = replace_if_fatal(&producer, &bootstrap_servers) {
+                    producer = replacement;
+                }
                 tracing::warn!(
                     error = format!("{error:#}"),
                     failures,
@@ -95,6 +100,28 @@ pub async fn run_relay(
         .context("flush task panicked")?
         .context("flushing the producer at shutdown")?;
     Ok(())
+}
+
+/// An idempotent producer that hit a fatal error (e.g. its producer id was fenced after a
+/// broker crash) can never send again: build a new one with the same settings. Whatever the
+/// old one had in flight is still unmarked in the outbox and is published again.
+fn replace_if_fatal(producer: &FutureProducer, bootstrap_servers: &str) -> Option<FutureProducer> {
+    let (code, reason) = producer.client().fatal_error()?;
+    tracing::warn!(
+        ?code,
+        reason,
+        "the producer hit a fatal error; creating a new one"
+    );
+    match kafka::producer(bootstrap_servers) {
+        Ok(replacement) => Some(replacement),
+        Err(error) => {
+            tracing::warn!(
+                error = format!("{error:#}"),
+                "cannot create a new producer yet"
+            );
+            None
+        }
+    }
 }
 
 type OutboxRow = (i64, String, Option<String>, Vec<u8>, serde_json::Value);

@@ -43,6 +43,7 @@ pub struct Service {
     names: TopicNames,
     consumer: StreamConsumer,
     producer: FutureProducer,
+    bootstrap_servers: String,
     listener: TcpListener,
 }
 
@@ -86,6 +87,7 @@ impl Service {
             names,
             consumer,
             producer,
+            bootstrap_servers: kafka_settings.bootstrap_servers.clone(),
             listener,
         })
     }
@@ -127,6 +129,7 @@ impl Service {
         let relay = tokio::spawn(run_relay(
             self.pool.clone(),
             self.producer,
+            self.bootstrap_servers,
             self.names,
             waker,
             stopped(relay_stop),
