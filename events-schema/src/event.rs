@@ -135,13 +135,29 @@ impl Event {
     /// A new event caused by `cause`: a new id (UUIDv7), the same `fare_id` and
     /// `correlation_id`, `causation_id = cause.event_id`, `occurred_at` = now in UTC.
     pub fn caused_by(cause: &Event, data: EventData) -> Event {
+        Event::follow_up(
+            cause.fare_id.clone(),
+            cause.event_id,
+            cause.correlation_id,
+            data,
+        )
+    }
+
+    /// A new event of the saga `correlation_id`, caused by the event `causation_id`, when only
+    /// the ids of the cause are at hand (a rejected request, a scheduled retry).
+    pub fn follow_up(
+        fare_id: FareId,
+        causation_id: EventId,
+        correlation_id: EventId,
+        data: EventData,
+    ) -> Event {
         Event {
             event_id: EventId::new(),
             schema_version: SCHEMA_VERSION,
-            fare_id: cause.fare_id.clone(),
+            fare_id,
             occurred_at: timestamp::now(),
-            causation_id: cause.event_id,
-            correlation_id: cause.correlation_id,
+            causation_id,
+            correlation_id,
             data,
         }
     }

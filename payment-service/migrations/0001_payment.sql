@@ -13,17 +13,23 @@ CREATE TABLE fares (
     currency            TEXT,
     status              TEXT NOT NULL CHECK (status IN (
                             'rejected', 'pre_authorised', 'pre_auth_failed', 'charged',
-                            'charge_failed', 'pre_auth_released', 'refunded', 'refund_failed',
+                            'charge_failed', 'pre_auth_released', 'refunding', 'refunded', 'refund_failed',
                             'collected', 'failed', 'needs_attention')),
     authorisation_id    TEXT,
     charge_id           TEXT,
     refund_id           TEXT,
     failure_reason      TEXT,
     compensations       TEXT[] NOT NULL DEFAULT '{}',
+    -- a refund the gateway refused is retried later, off the consumer's path
+    refund_attempts     INT NOT NULL DEFAULT 0,
+    next_refund_at      TIMESTAMPTZ,
+    -- the event that started the pending compensation (causation of what it emits)
+    compensation_cause  UUID,
     created_at          TIMESTAMPTZ NOT NULL DEFAULT now(),
     updated_at          TIMESTAMPTZ NOT NULL DEFAULT now()
 );
 CREATE INDEX fares_status ON fares (status);
+CREATE INDEX fares_refund_due ON fares (next_refund_at) WHERE status = 'refunding';
 
 CREATE TABLE outbox (
     id           BIGSERIAL PRIMARY KEY,

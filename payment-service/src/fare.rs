@@ -22,6 +22,8 @@ pub enum FareStatus {
     Charged,
     ChargeFailed,
     PreAuthReleased,
+    /// The gateway refused a refund; it is retried later (`refund_attempts`, `next_refund_at`).
+    Refunding,
     Refunded,
     RefundFailed,
     /// Charged and in the customer's ledger; terminal.
@@ -33,13 +35,14 @@ pub enum FareStatus {
 }
 
 impl FareStatus {
-    const ALL: [FareStatus; 11] = [
+    const ALL: [FareStatus; 12] = [
         FareStatus::Rejected,
         FareStatus::PreAuthorised,
         FareStatus::PreAuthFailed,
         FareStatus::Charged,
         FareStatus::ChargeFailed,
         FareStatus::PreAuthReleased,
+        FareStatus::Refunding,
         FareStatus::Refunded,
         FareStatus::RefundFailed,
         FareStatus::Collected,
@@ -55,6 +58,7 @@ impl FareStatus {
             FareStatus::Charged => "charged",
             FareStatus::ChargeFailed => "charge_failed",
             FareStatus::PreAuthReleased => "pre_auth_released",
+            FareStatus::Refunding => "refunding",
             FareStatus::Refunded => "refunded",
             FareStatus::RefundFailed => "refund_failed",
             FareStatus::Collected => "collected",
@@ -95,6 +99,11 @@ pub struct Fare {
     pub refund_id: Option<String>,
     pub failure_reason: Option<String>,
     pub compensations: Vec<Compensation>,
+    pub refund_attempts: i32,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub next_refund_at: Option<OffsetDateTime>,
+    #[serde(skip)]
+    pub compensation_cause: Option<Uuid>,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339")]
@@ -155,52 +164,60 @@ impl Fare {
     }
 }
 
-type FareRow = (
-    String,
-    Uuid,
-    Uuid,
-    Uuid,
-    Option<String>,
-    Option<i64>,
-    Option<String>,
-    String,
-    Option<String>,
-    Option<String>,
-    Option<String>,
-    Option<String>,
-    Vec<String>,
-    OffsetDateTime,
-    OffsetDateTime,
-);
+/// A `fares` row as stored.
+#[derive(sqlx::FromRow)]
+struct FareRow {
+    fare_id: String,
+    request_event_id: Uuid,
+    correlation_id: Uuid,
+    request_fingerprint: Uuid,
+    customer_id: Option<String>,
+    amount_minor: Option<i64>,
+    currency: Option<String>,
+    status: String,
+    authorisation_id: Option<String>,
+    charge_id: Option<String>,
+    refund_id: Option<String>,
+    failure_reason: Option<String>,
+    compensations: Vec<String>,
+    refund_attempts: i32,
+    next_refund_at: Option<OffsetDateTime>,
+    compensation_cause: Option<Uuid>,
+    created_at: OffsetDateTime,
+    updated_at: OffsetDateTime,
+}
 
 const COLUMNS: &str =
     "fare_id, request_event_id, correlation_id, request_fingerprint, customer_id, \
      amount_minor, currency, status, authorisation_id, charge_id, refund_id, failure_reason, \
-     compensations, created_at, updated_at";
+     compensations, refund_attempts, next_refund_at, compensation_cause, created_at, updated_at";
 
 fn from_row(row: FareRow) -> Result<Fare, sqlx::Error> {
     let decode =
         |what: &str| sqlx::Error::Decode(format!("fares row has an invalid {what}").into());
     Ok(Fare {
-        fare_id: FareId::parse(&row.0).map_err(|_| decode("fare_id"))?,
-        request_event_id: row.1,
-        correlation_id: row.2,
-        request_fingerprint: row.3,
-        customer_id: row.4,
-        amount_minor: row.5,
-        currency: row.6,
-        status: FareStatus::parse(&row.7).ok_or_else(|| decode("status"))?,
-        authorisation_id: row.8,
-        charge_id: row.9,
-        refund_id: row.10,
-        failure_reason: row.11,
+        fare_id: FareId::parse(&row.fare_id).map_err(|_| decode("fare_id"))?,
+        request_event_id: row.request_event_id,
+        correlation_id: row.correlation_id,
+        request_fingerprint: row.request_fingerprint,
+        customer_id: row.customer_id,
+        amount_minor: row.amount_minor,
+        currency: row.currency,
+        status: FareStatus::parse(&row.status).ok_or_else(|| decode("status"))?,
+        authorisation_id: row.authorisation_id,
+        charge_id: row.charge_id,
+        refund_id: row.refund_id,
+        failure_reason: row.failure_reason,
         compensations: row
-            .12
+            .compensations
             .iter()
             .map(|c| compensation_from_str(c).ok_or_else(|| decode("compensation")))
             .collect::<Result<_, _>>()?,
-        created_at: row.13,
-        updated_at: row.14,
+        refund_attempts: row.refund_attempts,
+        next_refund_at: row.next_refund_at,
+        compensation_cause: row.compensation_cause,
+        created_at: row.created_at,
+        updated_at: row.updated_at,
     })
 }
 
@@ -279,7 +296,8 @@ pub async fn save(conn: &mut PgConnection, fare: &Fare) -> sqlx::Result<()> {
     let compensations = compensation_names(&fare.compensations);
     sqlx::query(
         "UPDATE fares SET status = $2, authorisation_id = $3, charge_id = $4, refund_id = $5, \
-         failure_reason = $6, compensations = $7, updated_at = now() WHERE fare_id = $1",
+         failure_reason = $6, compensations = $7, refund_attempts = $8, next_refund_at = $9, \
+         compensation_cause = $10, updated_at = now() WHERE fare_id = $1",
     )
     .bind(fare.fare_id.as_str())
     .bind(fare.status.as_str())
@@ -288,6 +306,38 @@ pub async fn save(conn: &mut PgConnection, fare: &Fare) -> sqlx::Result<()> {
     .bind(&fare.refund_id)
     .bind(&fare.failure_reason)
     .bind(&compensations)
+    .bind(fare.refund_attempts)
+    .bind(fare.next_refund_at)
+    .bind(fare.compensation_cause)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Up to `limit` fares whose refund is due for another attempt, the longest waiting first.
+pub async fn due_refunds(conn: &mut PgConnection, limit: i64) -> sqlx::Result<Vec<FareId>> {
+    let ids: Vec<String> = sqlx::query_scalar(
+        "SELECT fare_id FROM fares WHERE status = 'refunding' AND next_refund_at <= now() \
+         ORDER BY next_refund_at LIMIT $1",
+    )
+    .bind(limit)
+    .fetch_all(conn)
+    .await?;
+    Ok(ids.iter().filter_map(|id| FareId::parse(id).ok()).collect())
+}
+
+/// Moves a refund that could not be attempted (its attempt failed, not the refund) later.
+pub async fn postpone_refund(
+    conn: &mut PgConnection,
+    fare_id: &FareId,
+    by_secs: i32,
+) -> sqlx::Result<()> {
+    sqlx::query(
+        "UPDATE fares SET next_refund_at = now() + make_interval(secs => $2) \
+         WHERE fare_id = $1 AND status = 'refunding'",
+    )
+    .bind(fare_id.as_str())
+    .bind(f64::from(by_secs))
     .execute(conn)
     .await?;
     Ok(())

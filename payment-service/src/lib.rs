@@ -12,6 +12,7 @@ pub mod fare;
 pub mod gateway;
 pub mod handler;
 pub mod outcome;
+pub mod refund;
 pub mod registration;
 pub mod saga;
 pub mod timeline;
@@ -75,7 +76,19 @@ impl PaymentService {
             gateway: GatewaySimulator::new(pool.clone(), self.config.faults),
             policy: self.config.retry,
         });
-        let handler = PaymentHandler::new(saga, self.service.topic_names().clone());
-        self.service.run(handler, api::router(pool), shutdown).await
+        let handler = PaymentHandler::new(saga.clone(), self.service.topic_names().clone());
+        // The refund retrier stops with the service.
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let retrier = tokio::spawn(refund::run_retrier(pool.clone(), saga, async move {
+            let mut stopped = stopped;
+            let _ = stopped.wait_for(|stop| *stop).await;
+        }));
+        let shutdown = async move {
+            shutdown.await;
+            let _ = stop.send(true);
+        };
+        let result = self.service.run(handler, api::router(pool), shutdown).await;
+        let _ = retrier.await;
+        result
     }
 }

@@ -3,8 +3,8 @@
 //! (SPEC §6.6): identical → ignored, different → dead-lettered as a conflicting duplicate.
 
 use events_schema::{
-    Compensation, Event, EventData, EventId, EventType, FareCollectionFailed, FareRejected,
-    FareRequested, PreAuthFailed, PreAuthorised, ReceivedFareRequest, Topic, SCHEMA_VERSION,
+    Compensation, Event, EventData, EventType, FareCollectionFailed, FareRejected, FareRequested,
+    PreAuthFailed, PreAuthorised, ReceivedFareRequest, Topic,
 };
 use sqlx::PgConnection;
 use time::OffsetDateTime;
@@ -124,17 +124,14 @@ async fn reject(
     fare::insert(&mut *conn, &fare).await?;
     // An invalid request has no complete `FareRequested` event to be caused by; the rejection
     // carries the request's ids all the same.
-    let rejected = Event {
-        event_id: EventId::new(),
-        schema_version: SCHEMA_VERSION,
-        fare_id: request.fare_id.clone(),
-        occurred_at: OffsetDateTime::now_utc(),
-        causation_id: request.event_id,
-        correlation_id: request.correlation_id,
-        data: EventData::FareRejected(FareRejected {
+    let rejected = Event::follow_up(
+        request.fare_id.clone(),
+        request.event_id,
+        request.correlation_id,
+        EventData::FareRejected(FareRejected {
             reasons: problems.to_vec(),
         }),
-    };
+    );
     let outcome = Event::caused_by(
         &rejected,
         EventData::FareCollectionFailed(FareCollectionFailed {
@@ -166,6 +163,9 @@ fn new_fare(request: &ReceivedFareRequest, fingerprint: Uuid, status: FareStatus
         refund_id: None,
         failure_reason: None,
         compensations: Vec::new(),
+        refund_attempts: 0,
+        next_refund_at: None,
+        compensation_cause: None,
         created_at: now,
         updated_at: now,
     }

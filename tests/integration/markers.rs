@@ -278,3 +278,49 @@ async fn fail_credit_fail_refund_needs_attention() -> anyhow::Result<()> {
     admin.close().await;
     env.teardown().await
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refund_being_retried_holds_up_no_other_fare() -> anyhow::Result<()> {
+    let mut env = TestEnv::new().await?;
+    let mut config = env.payment_config();
+    // Each refused refund waits at least half a second before the next attempt.
+    config.retry.compensation_backoff = transactional_messaging::retry::Backoff::new(
+        Duration::from_secs(1),
+        Duration::from_secs(1),
+    );
+    env.start_payment_with(config).await?;
+    env.start_accounting().await?;
+    env.request_fare("wr_slow_refund", "9_fail_credit_fail_refund", 2000)
+        .await?;
+    env.recorder
+        .wait_for("the refund to be refused once", TIMEOUT, |_| {
+            env.recorder
+                .event_types_for("wr_slow_refund")
+                .contains(&AccountUpdateFailed)
+                .then_some(())
+        })
+        .await?;
+    env.request_fare("wr_meanwhile", "3", 500).await?;
+    let meanwhile = env.recorder.outcome_of("wr_meanwhile", TIMEOUT).await?;
+    assert_eq!(meanwhile.event_type(), FareCollected);
+    assert!(
+        !env.recorder
+            .event_types_for("wr_slow_refund")
+            .contains(&FareCollectionFailed),
+        "the other fare completed while the refund was still being retried"
+    );
+    let outcome = env.recorder.outcome_of("wr_slow_refund", TIMEOUT).await?;
+    let EventData::FareCollectionFailed(failed) = &outcome.data else {
+        panic!("not failed")
+    };
+    assert!(failed.needs_attention);
+    let events = tests::recorder::causal_order(env.recorder.events_for("wr_slow_refund"));
+    let EventData::RefundFailed(refund) = &events[3].data else {
+        panic!("not RefundFailed: {events:?}")
+    };
+    assert_eq!(
+        refund.attempts,
+        tests::env::fast_retry_policy().refund_attempts
+    );
+    env.teardown().await
+}
