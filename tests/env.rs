@@ -51,6 +51,39 @@ pub fn created_at(name: &str) -> Option<u64> {
         .ok()
 }
 
+/// Test databases and topics older than this were left by a run that died: swept.
+const STALE_SECS: u64 = 3600;
+
+/// Deletes the topics of test runs that died more than [`STALE_SECS`] ago (their names end in
+/// `.test-<unix secs>_<random>`).
+async fn sweep_stale_topics(bootstrap_servers: &str) -> anyhow::Result<()> {
+    let consumer: rdkafka::consumer::BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap_servers)
+        .create()?;
+    let metadata =
+        rdkafka::consumer::Consumer::fetch_metadata(&consumer, None, Duration::from_secs(10))?;
+    let now = unix_now();
+    let stale: Vec<String> = metadata
+        .topics()
+        .iter()
+        .map(|t| t.name().to_owned())
+        .filter(|name| {
+            name.rsplit_once(".test-")
+                .and_then(|(_, tag)| tag.split('_').next()?.parse::<u64>().ok())
+                .is_some_and(|created| now.saturating_sub(created) > STALE_SECS)
+        })
+        .collect();
+    if stale.is_empty() {
+        return Ok(());
+    }
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap_servers)
+        .create()?;
+    let names: Vec<&str> = stale.iter().map(String::as_str).collect();
+    admin.delete_topics(&names, &AdminOptions::new()).await?;
+    Ok(())
+}
+
 pub fn bootstrap_servers() -> String {
     std::env::var("KAFKA_BOOTSTRAP_SERVERS").unwrap_or_else(|_| "localhost:9092".to_owned())
 }
@@ -91,7 +124,8 @@ impl TestEnv {
 
     async fn with_guard(guard: BrokerGuard) -> anyhow::Result<TestEnv> {
         transactional_messaging::telemetry::init("off");
-        let _ = database::sweep_stale(DATABASE_PREFIX, 3600).await;
+        let _ = database::sweep_stale(DATABASE_PREFIX, STALE_SECS).await;
+        let _ = sweep_stale_topics(&bootstrap_servers()).await;
         let tag = format!("{}_{:08x}", unix_now(), rand::rng().random::<u32>());
         let database = TestDatabase::create(&format!("{DATABASE_PREFIX}{tag}")).await?;
         let kafka = KafkaSettings {
