@@ -1,5 +1,6 @@
 //! One test's world: its database, its topics, its recorder, its services.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, LazyLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -19,7 +20,10 @@ use transactional_messaging::config::KafkaSettings;
 use transactional_messaging::kafka;
 use transactional_messaging::retry::Backoff;
 
+use futures::future::try_join_all;
+
 use crate::database::{self, TestDatabase};
+use crate::invariants;
 use crate::recorder::Recorder;
 use crate::services::RunningService;
 
@@ -241,6 +245,56 @@ impl TestEnv {
         let request = minimal_request(fare_id, customer_id, amount_minor);
         self.publish(Topic::FareRequests, Some(fare_id), request.as_bytes())
             .await
+    }
+
+    /// Publishes `count` fares `<prefix>_<i>` at once, for the mixed customers of
+    /// [`invariants::mixed_customer`]; returns each fare id with its customer.
+    pub async fn publish_mixed_fares(
+        &self,
+        prefix: &str,
+        count: usize,
+    ) -> anyhow::Result<BTreeMap<String, String>> {
+        let fares: BTreeMap<String, (String, i64)> = (0..count)
+            .map(|i| {
+                (
+                    format!("{prefix}_{i}"),
+                    (invariants::mixed_customer(i), invariants::mixed_amount(i)),
+                )
+            })
+            .collect();
+        let requests: Vec<(&String, String)> = fares
+            .iter()
+            .map(|(fare_id, (customer, amount))| {
+                (fare_id, minimal_request(fare_id, customer, *amount))
+            })
+            .collect();
+        try_join_all(requests.iter().map(|(fare_id, body)| {
+            self.publish(Topic::FareRequests, Some(fare_id), body.as_bytes())
+        }))
+        .await?;
+        Ok(fares
+            .into_iter()
+            .map(|(fare_id, (customer, _))| (fare_id, customer))
+            .collect())
+    }
+
+    /// Waits until at least `count` fares have their outcome.
+    pub async fn wait_for_outcomes(&self, count: usize, timeout: Duration) -> anyhow::Result<()> {
+        self.recorder
+            .wait_for(&format!("{count} outcomes"), timeout, |records| {
+                (invariants::fares_with_outcome(records).len() >= count).then_some(())
+            })
+            .await
+    }
+
+    /// Checks SPEC §6 invariants 1–4 for `fares` (fare id → customer) from the topics and both
+    /// schemas.
+    pub async fn assert_invariants(&self, fares: &BTreeMap<String, String>) -> anyhow::Result<()> {
+        invariants::assert_events(&self.recorder.snapshot(), fares);
+        let admin = self.database.admin_pool().await?;
+        invariants::assert_money(&admin, fares.len()).await?;
+        admin.close().await;
+        Ok(())
     }
 
     /// Stops the services, deletes the topics and drops the database.

@@ -5,15 +5,11 @@
 //! The broker must be the one `scripts/stack` runs for this checkout (scripts/test ensures it).
 //! Against a Kafka it does not control, set `SKIP_BROKER_RESTART_TEST=1` to skip this test.
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context;
-use events_schema::Topic;
-use futures::future::try_join_all;
-use tests::env::minimal_request;
-use tests::invariants::{self, mixed_amount, mixed_customer};
+use tests::invariants;
 use tests::TestEnv;
 use tokio::process::Command;
 
@@ -52,30 +48,8 @@ async fn a_broker_crash_mid_saga_loses_and_duplicates_nothing() -> anyhow::Resul
     );
     let mut env = TestEnv::with_exclusive_broker().await?;
     env.start_services().await?;
-    let customers: BTreeMap<String, String> = (0..FARES)
-        .map(|i| (format!("wr_broker_{i}"), mixed_customer(i)))
-        .collect();
-    let requests: Vec<(String, String)> = customers
-        .iter()
-        .enumerate()
-        .map(|(i, (fare_id, customer))| {
-            (
-                fare_id.clone(),
-                minimal_request(fare_id, customer, mixed_amount(i)),
-            )
-        })
-        .collect();
-    try_join_all(
-        requests.iter().map(|(fare_id, body)| {
-            env.publish(Topic::FareRequests, Some(fare_id), body.as_bytes())
-        }),
-    )
-    .await?;
-    env.recorder
-        .wait_for("the first outcomes", TIMEOUT, |records| {
-            (invariants::fares_with_outcome(records).len() >= 10).then_some(())
-        })
-        .await?;
+    let fares = env.publish_mixed_fares("wr_broker", FARES).await?;
+    env.wait_for_outcomes(10, TIMEOUT).await?;
 
     stack(&["kill", "kafka"]).await?;
     let during = invariants::fares_with_outcome(&env.recorder.snapshot()).len();
@@ -85,16 +59,7 @@ async fn a_broker_crash_mid_saga_loses_and_duplicates_nothing() -> anyhow::Resul
         "the crash should have caught fares in flight"
     );
 
-    env.recorder
-        .wait_for(
-            "every outcome after the broker restart",
-            TIMEOUT,
-            |records| (invariants::fares_with_outcome(records).len() == FARES).then_some(()),
-        )
-        .await?;
-    invariants::assert_events(&env.recorder.snapshot(), &customers);
-    let admin = env.database.admin_pool().await?;
-    invariants::assert_money(&admin, FARES).await?;
-    admin.close().await;
+    env.wait_for_outcomes(FARES, TIMEOUT).await?;
+    env.assert_invariants(&fares).await?;
     env.teardown().await
 }

@@ -2,13 +2,9 @@
 //! open new ones for a while. Nothing may be lost or done twice; every fare still ends in its
 //! one outcome once the database is back.
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
-use events_schema::Topic;
-use futures::future::try_join_all;
-use tests::env::minimal_request;
-use tests::invariants::{self, mixed_amount, mixed_customer};
+use tests::invariants;
 use tests::TestEnv;
 
 const FARES: usize = 200;
@@ -20,30 +16,8 @@ const OUTAGE: Duration = Duration::from_secs(3);
 async fn a_database_outage_delays_fares_but_loses_none() -> anyhow::Result<()> {
     let mut env = TestEnv::new().await?;
     env.start_services().await?;
-    let customers: BTreeMap<String, String> = (0..FARES)
-        .map(|i| (format!("wr_outage_{i}"), mixed_customer(i)))
-        .collect();
-    let requests: Vec<(String, String)> = customers
-        .iter()
-        .enumerate()
-        .map(|(i, (fare_id, customer))| {
-            (
-                fare_id.clone(),
-                minimal_request(fare_id, customer, mixed_amount(i)),
-            )
-        })
-        .collect();
-    try_join_all(
-        requests.iter().map(|(fare_id, body)| {
-            env.publish(Topic::FareRequests, Some(fare_id), body.as_bytes())
-        }),
-    )
-    .await?;
-    env.recorder
-        .wait_for("the first outcomes", TIMEOUT, |records| {
-            (invariants::fares_with_outcome(records).len() >= 10).then_some(())
-        })
-        .await?;
+    let fares = env.publish_mixed_fares("wr_outage", FARES).await?;
+    env.wait_for_outcomes(10, TIMEOUT).await?;
 
     env.database.set_reachable(false).await?;
     tokio::time::sleep(OUTAGE).await;
@@ -54,14 +28,7 @@ async fn a_database_outage_delays_fares_but_loses_none() -> anyhow::Result<()> {
         "the outage should have caught fares in flight"
     );
 
-    env.recorder
-        .wait_for("every outcome after the outage", TIMEOUT, |records| {
-            (invariants::fares_with_outcome(records).len() == FARES).then_some(())
-        })
-        .await?;
-    invariants::assert_events(&env.recorder.snapshot(), &customers);
-    let admin = env.database.admin_pool().await?;
-    invariants::assert_money(&admin, FARES).await?;
-    admin.close().await;
+    env.wait_for_outcomes(FARES, TIMEOUT).await?;
+    env.assert_invariants(&fares).await?;
     env.teardown().await
 }
