@@ -7,7 +7,7 @@ use sqlx::PgConnection;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-#[derive(Debug, Clone, serde::Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, serde::Serialize)]
 pub struct LedgerEntry {
     pub id: i64,
     pub customer_id: String,
@@ -20,7 +20,7 @@ pub struct LedgerEntry {
     pub created_at: OffsetDateTime,
 }
 
-#[derive(Debug, Clone, serde::Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, serde::Serialize)]
 pub struct CreditFailure {
     pub fare_id: String,
     pub customer_id: String,
@@ -32,7 +32,7 @@ pub struct CreditFailure {
     pub created_at: OffsetDateTime,
 }
 
-#[derive(Debug, Clone, serde::Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, serde::Serialize)]
 pub struct Account {
     pub customer_id: String,
     pub currency: String,
@@ -53,44 +53,41 @@ pub struct Credit<'a> {
     pub charge_event_id: EventId,
 }
 
-const ENTRY_COLUMNS: &str =
-    "id, customer_id, currency, fare_id, amount_minor, balance_after_minor, \
-     charge_event_id, created_at";
-
 /// Appends the credit to the customer's ledger (creating the account on first use) and returns
 /// the entry with the new balance.
 pub async fn credit(conn: &mut PgConnection, credit: &Credit<'_>) -> sqlx::Result<LedgerEntry> {
-    sqlx::query(
+    sqlx::query!(
         "INSERT INTO accounts (customer_id, currency) VALUES ($1, $2) \
          ON CONFLICT (customer_id, currency) DO NOTHING",
+        credit.customer_id.as_str(),
+        credit.currency.as_str(),
     )
-    .bind(credit.customer_id.as_str())
-    .bind(credit.currency.as_str())
     .execute(&mut *conn)
     .await?;
-    let balance: i64 = sqlx::query_scalar(
+    let balance = sqlx::query_scalar!(
         "UPDATE accounts SET balance_minor = balance_minor + $3, updated_at = now() \
          WHERE customer_id = $1 AND currency = $2 RETURNING balance_minor",
+        credit.customer_id.as_str(),
+        credit.currency.as_str(),
+        credit.amount_minor,
     )
-    .bind(credit.customer_id.as_str())
-    .bind(credit.currency.as_str())
-    .bind(credit.amount_minor)
     .fetch_one(&mut *conn)
     .await?;
-    let query = format!(
+    sqlx::query_as!(
+        LedgerEntry,
         "INSERT INTO ledger_entries (customer_id, currency, fare_id, amount_minor, \
          balance_after_minor, charge_event_id) VALUES ($1, $2, $3, $4, $5, $6) \
-         RETURNING {ENTRY_COLUMNS}"
-    );
-    sqlx::query_as(&query)
-        .bind(credit.customer_id.as_str())
-        .bind(credit.currency.as_str())
-        .bind(credit.fare_id.as_str())
-        .bind(credit.amount_minor)
-        .bind(balance)
-        .bind(credit.charge_event_id.as_uuid())
-        .fetch_one(conn)
-        .await
+         RETURNING id, customer_id, currency, fare_id, amount_minor, balance_after_minor, \
+         charge_event_id, created_at",
+        credit.customer_id.as_str(),
+        credit.currency.as_str(),
+        credit.fare_id.as_str(),
+        credit.amount_minor,
+        balance,
+        credit.charge_event_id.as_uuid(),
+    )
+    .fetch_one(conn)
+    .await
 }
 
 /// Records that the credit could not be made, and why.
@@ -99,16 +96,16 @@ pub async fn record_failure(
     credit: &Credit<'_>,
     reason: &str,
 ) -> sqlx::Result<()> {
-    sqlx::query(
+    sqlx::query!(
         "INSERT INTO credit_failures (fare_id, customer_id, amount_minor, currency, reason, charge_event_id) \
          VALUES ($1, $2, $3, $4, $5, $6)",
+        credit.fare_id.as_str(),
+        credit.customer_id.as_str(),
+        credit.amount_minor,
+        credit.currency.as_str(),
+        reason,
+        credit.charge_event_id.as_uuid(),
     )
-    .bind(credit.fare_id.as_str())
-    .bind(credit.customer_id.as_str())
-    .bind(credit.amount_minor)
-    .bind(credit.currency.as_str())
-    .bind(reason)
-    .bind(credit.charge_event_id.as_uuid())
     .execute(conn)
     .await?;
     Ok(())
@@ -116,11 +113,11 @@ pub async fn record_failure(
 
 /// Whether the fare was already credited or refused (a duplicate `Charged` under another id).
 pub async fn already_settled(conn: &mut PgConnection, fare_id: &FareId) -> sqlx::Result<bool> {
-    sqlx::query_scalar(
-        "SELECT EXISTS (SELECT 1 FROM ledger_entries WHERE fare_id = $1) \
-             OR EXISTS (SELECT 1 FROM credit_failures WHERE fare_id = $1)",
+    sqlx::query_scalar!(
+        r#"SELECT (EXISTS (SELECT 1 FROM ledger_entries WHERE fare_id = $1)
+               OR EXISTS (SELECT 1 FROM credit_failures WHERE fare_id = $1)) AS "settled!""#,
+        fare_id.as_str()
     )
-    .bind(fare_id.as_str())
     .fetch_one(conn)
     .await
 }
@@ -129,22 +126,26 @@ pub async fn entry_for_fare(
     conn: &mut PgConnection,
     fare_id: &FareId,
 ) -> sqlx::Result<Option<LedgerEntry>> {
-    let query = format!("SELECT {ENTRY_COLUMNS} FROM ledger_entries WHERE fare_id = $1");
-    sqlx::query_as(&query)
-        .bind(fare_id.as_str())
-        .fetch_optional(conn)
-        .await
+    sqlx::query_as!(
+        LedgerEntry,
+        "SELECT id, customer_id, currency, fare_id, amount_minor, balance_after_minor, \
+         charge_event_id, created_at FROM ledger_entries WHERE fare_id = $1",
+        fare_id.as_str()
+    )
+    .fetch_optional(conn)
+    .await
 }
 
 pub async fn failure_for_fare(
     conn: &mut PgConnection,
     fare_id: &FareId,
 ) -> sqlx::Result<Option<CreditFailure>> {
-    sqlx::query_as(
+    sqlx::query_as!(
+        CreditFailure,
         "SELECT fare_id, customer_id, amount_minor, currency, reason, charge_event_id, created_at \
          FROM credit_failures WHERE fare_id = $1",
+        fare_id.as_str()
     )
-    .bind(fare_id.as_str())
     .fetch_optional(conn)
     .await
 }
@@ -154,19 +155,22 @@ pub async fn statement(
     conn: &mut PgConnection,
     customer_id: &CustomerId,
 ) -> sqlx::Result<(Vec<Account>, Vec<LedgerEntry>)> {
-    let accounts = sqlx::query_as(
+    let accounts = sqlx::query_as!(
+        Account,
         "SELECT customer_id, currency, balance_minor, created_at, updated_at FROM accounts \
          WHERE customer_id = $1 ORDER BY currency",
+        customer_id.as_str()
     )
-    .bind(customer_id.as_str())
     .fetch_all(&mut *conn)
     .await?;
-    let query = format!(
-        "SELECT {ENTRY_COLUMNS} FROM ledger_entries WHERE customer_id = $1 ORDER BY id DESC LIMIT 100"
-    );
-    let entries = sqlx::query_as(&query)
-        .bind(customer_id.as_str())
-        .fetch_all(conn)
-        .await?;
+    let entries = sqlx::query_as!(
+        LedgerEntry,
+        "SELECT id, customer_id, currency, fare_id, amount_minor, balance_after_minor, \
+         charge_event_id, created_at FROM ledger_entries WHERE customer_id = $1 \
+         ORDER BY id DESC LIMIT 100",
+        customer_id.as_str()
+    )
+    .fetch_all(conn)
+    .await?;
     Ok((accounts, entries))
 }

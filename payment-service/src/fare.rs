@@ -165,7 +165,6 @@ impl Fare {
 }
 
 /// A `fares` row as stored.
-#[derive(sqlx::FromRow)]
 struct FareRow {
     fare_id: String,
     request_event_id: Uuid,
@@ -186,11 +185,6 @@ struct FareRow {
     created_at: OffsetDateTime,
     updated_at: OffsetDateTime,
 }
-
-const COLUMNS: &str =
-    "fare_id, request_event_id, correlation_id, request_fingerprint, customer_id, \
-     amount_minor, currency, status, authorisation_id, charge_id, refund_id, failure_reason, \
-     compensations, refund_attempts, next_refund_at, compensation_cause, created_at, updated_at";
 
 fn from_row(row: FareRow) -> Result<Fare, sqlx::Error> {
     let decode =
@@ -246,46 +240,59 @@ pub async fn find_for_update(
     conn: &mut PgConnection,
     fare_id: &FareId,
 ) -> sqlx::Result<Option<Fare>> {
-    let query = format!("SELECT {COLUMNS} FROM fares WHERE fare_id = $1 FOR UPDATE");
-    let row: Option<FareRow> = sqlx::query_as(&query)
-        .bind(fare_id.as_str())
-        .fetch_optional(conn)
-        .await?;
+    let row = sqlx::query_as!(
+        FareRow,
+        "SELECT fare_id, request_event_id, correlation_id, request_fingerprint, customer_id, \
+         amount_minor, currency, status, authorisation_id, charge_id, refund_id, failure_reason, \
+         compensations, refund_attempts, next_refund_at, compensation_cause, created_at, updated_at \
+         FROM fares WHERE fare_id = $1 FOR UPDATE",
+        fare_id.as_str()
+    )
+    .fetch_optional(conn)
+    .await?;
     row.map(from_row).transpose()
 }
 
 /// The fare, for reading.
 pub async fn find(conn: &mut PgConnection, fare_id: &FareId) -> sqlx::Result<Option<Fare>> {
-    let query = format!("SELECT {COLUMNS} FROM fares WHERE fare_id = $1");
-    let row: Option<FareRow> = sqlx::query_as(&query)
-        .bind(fare_id.as_str())
-        .fetch_optional(conn)
-        .await?;
+    let row = sqlx::query_as!(
+        FareRow,
+        "SELECT fare_id, request_event_id, correlation_id, request_fingerprint, customer_id, \
+         amount_minor, currency, status, authorisation_id, charge_id, refund_id, failure_reason, \
+         compensations, refund_attempts, next_refund_at, compensation_cause, created_at, updated_at \
+         FROM fares WHERE fare_id = $1",
+        fare_id.as_str()
+    )
+    .fetch_optional(conn)
+    .await?;
     row.map(from_row).transpose()
 }
 
 /// Registers a new fare. A second registration of the same `fare_id` is a unique violation.
 pub async fn insert(conn: &mut PgConnection, fare: &Fare) -> sqlx::Result<()> {
-    let compensations = compensation_names(&fare.compensations);
-    sqlx::query(
+    let compensations: Vec<String> = compensation_names(&fare.compensations)
+        .into_iter()
+        .map(str::to_owned)
+        .collect();
+    sqlx::query!(
         "INSERT INTO fares (fare_id, request_event_id, correlation_id, request_fingerprint, \
          customer_id, amount_minor, currency, status, authorisation_id, charge_id, refund_id, \
          failure_reason, compensations) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+        fare.fare_id.as_str(),
+        fare.request_event_id,
+        fare.correlation_id,
+        fare.request_fingerprint,
+        fare.customer_id.as_deref(),
+        fare.amount_minor,
+        fare.currency.as_deref(),
+        fare.status.as_str(),
+        fare.authorisation_id.as_deref(),
+        fare.charge_id.as_deref(),
+        fare.refund_id.as_deref(),
+        fare.failure_reason.as_deref(),
+        &compensations,
     )
-    .bind(fare.fare_id.as_str())
-    .bind(fare.request_event_id)
-    .bind(fare.correlation_id)
-    .bind(fare.request_fingerprint)
-    .bind(&fare.customer_id)
-    .bind(fare.amount_minor)
-    .bind(&fare.currency)
-    .bind(fare.status.as_str())
-    .bind(&fare.authorisation_id)
-    .bind(&fare.charge_id)
-    .bind(&fare.refund_id)
-    .bind(&fare.failure_reason)
-    .bind(&compensations)
     .execute(conn)
     .await?;
     Ok(())
@@ -293,22 +300,25 @@ pub async fn insert(conn: &mut PgConnection, fare: &Fare) -> sqlx::Result<()> {
 
 /// Saves the saga progress of a fare loaded with [`find_for_update`].
 pub async fn save(conn: &mut PgConnection, fare: &Fare) -> sqlx::Result<()> {
-    let compensations = compensation_names(&fare.compensations);
-    sqlx::query(
+    let compensations: Vec<String> = compensation_names(&fare.compensations)
+        .into_iter()
+        .map(str::to_owned)
+        .collect();
+    sqlx::query!(
         "UPDATE fares SET status = $2, authorisation_id = $3, charge_id = $4, refund_id = $5, \
          failure_reason = $6, compensations = $7, refund_attempts = $8, next_refund_at = $9, \
          compensation_cause = $10, updated_at = now() WHERE fare_id = $1",
+        fare.fare_id.as_str(),
+        fare.status.as_str(),
+        fare.authorisation_id.as_deref(),
+        fare.charge_id.as_deref(),
+        fare.refund_id.as_deref(),
+        fare.failure_reason.as_deref(),
+        &compensations,
+        fare.refund_attempts,
+        fare.next_refund_at,
+        fare.compensation_cause,
     )
-    .bind(fare.fare_id.as_str())
-    .bind(fare.status.as_str())
-    .bind(&fare.authorisation_id)
-    .bind(&fare.charge_id)
-    .bind(&fare.refund_id)
-    .bind(&fare.failure_reason)
-    .bind(&compensations)
-    .bind(fare.refund_attempts)
-    .bind(fare.next_refund_at)
-    .bind(fare.compensation_cause)
     .execute(conn)
     .await?;
     Ok(())
@@ -316,11 +326,11 @@ pub async fn save(conn: &mut PgConnection, fare: &Fare) -> sqlx::Result<()> {
 
 /// Up to `limit` fares whose refund is due for another attempt, the longest waiting first.
 pub async fn due_refunds(conn: &mut PgConnection, limit: i64) -> sqlx::Result<Vec<FareId>> {
-    let ids: Vec<String> = sqlx::query_scalar(
+    let ids = sqlx::query_scalar!(
         "SELECT fare_id FROM fares WHERE status = 'refunding' AND next_refund_at <= now() \
          ORDER BY next_refund_at LIMIT $1",
+        limit
     )
-    .bind(limit)
     .fetch_all(conn)
     .await?;
     Ok(ids.iter().filter_map(|id| FareId::parse(id).ok()).collect())
@@ -332,12 +342,12 @@ pub async fn postpone_refund(
     fare_id: &FareId,
     by_secs: i32,
 ) -> sqlx::Result<()> {
-    sqlx::query(
+    sqlx::query!(
         "UPDATE fares SET next_refund_at = now() + make_interval(secs => $2) \
          WHERE fare_id = $1 AND status = 'refunding'",
+        fare_id.as_str(),
+        f64::from(by_secs),
     )
-    .bind(fare_id.as_str())
-    .bind(f64::from(by_secs))
     .execute(conn)
     .await?;
     Ok(())
@@ -345,9 +355,15 @@ pub async fn postpone_refund(
 
 /// How many fares are in each status (for the read API and operators).
 pub async fn count_by_status(conn: &mut PgConnection) -> sqlx::Result<Vec<(String, i64)>> {
-    sqlx::query_as("SELECT status, count(*) FROM fares GROUP BY status ORDER BY status")
-        .fetch_all(conn)
-        .await
+    let rows = sqlx::query!(
+        r#"SELECT status, count(*) AS "count!" FROM fares GROUP BY status ORDER BY status"#
+    )
+    .fetch_all(conn)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|row| (row.status, row.count))
+        .collect())
 }
 
 /// The ids of the fares in `status`, oldest first (at most 1000).
@@ -355,10 +371,12 @@ pub async fn ids_with_status(
     conn: &mut PgConnection,
     status: FareStatus,
 ) -> sqlx::Result<Vec<String>> {
-    sqlx::query_scalar("SELECT fare_id FROM fares WHERE status = $1 ORDER BY created_at LIMIT 1000")
-        .bind(status.as_str())
-        .fetch_all(conn)
-        .await
+    sqlx::query_scalar!(
+        "SELECT fare_id FROM fares WHERE status = $1 ORDER BY created_at LIMIT 1000",
+        status.as_str()
+    )
+    .fetch_all(conn)
+    .await
 }
 
 #[cfg(test)]

@@ -18,7 +18,7 @@ pub struct FareView {
     pub gateway_operations: Vec<GatewayOperation>,
 }
 
-#[derive(Debug, serde::Serialize, sqlx::FromRow)]
+#[derive(Debug, serde::Serialize)]
 pub struct ConsumedEvent {
     pub event_id: Uuid,
     pub event_type: String,
@@ -29,7 +29,7 @@ pub struct ConsumedEvent {
     pub processed_at: OffsetDateTime,
 }
 
-#[derive(Debug, serde::Serialize, sqlx::FromRow)]
+#[derive(Debug, serde::Serialize)]
 pub struct GatewayOperation {
     pub operation: String,
     pub approved: bool,
@@ -47,19 +47,21 @@ pub async fn of_fare(pool: &PgPool, fare_id: &FareId) -> anyhow::Result<Option<F
     let Some(fare) = fare::find(&mut conn, fare_id).await? else {
         return Ok(None);
     };
-    let consumed = sqlx::query_as(
+    let consumed = sqlx::query_as!(
+        ConsumedEvent,
         "SELECT event_id, event_type, source_topic, source_partition, source_offset, processed_at \
          FROM inbox WHERE fare_id = $1 ORDER BY processed_at",
+        fare_id.as_str()
     )
-    .bind(fare_id.as_str())
     .fetch_all(&mut *conn)
     .await?;
     let emitted = outbox::emitted_for_key(&mut conn, fare_id.as_str()).await?;
-    let gateway_operations = sqlx::query_as(
+    let gateway_operations = sqlx::query_as!(
+        GatewayOperation,
         "SELECT operation, approved, reference, decline_reason, amount_minor, currency, created_at \
          FROM gateway_operations WHERE fare_id = $1 ORDER BY created_at",
+        fare_id.as_str()
     )
-    .bind(fare_id.as_str())
     .fetch_all(&mut *conn)
     .await?;
     Ok(Some(FareView {

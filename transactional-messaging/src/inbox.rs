@@ -19,16 +19,16 @@ pub async fn record_first_delivery(
     fare_id: &FareId,
     source: &Consumed,
 ) -> sqlx::Result<bool> {
-    let inserted = sqlx::query(
+    let inserted = sqlx::query!(
         "INSERT INTO inbox (event_id, event_type, fare_id, source_topic, source_partition, source_offset) \
          VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (event_id) DO NOTHING",
+        event_id.as_uuid(),
+        event_type.as_str(),
+        fare_id.as_str(),
+        source.topic,
+        source.partition,
+        source.offset,
     )
-    .bind(event_id.as_uuid())
-    .bind(event_type.as_str())
-    .bind(fare_id.as_str())
-    .bind(&source.topic)
-    .bind(source.partition)
-    .bind(source.offset)
     .execute(conn)
     .await?;
     Ok(inserted.rows_affected() == 1)

@@ -43,15 +43,15 @@ impl OutboxMessage {
 /// with the same `event_id` is already there (it is not written twice).
 pub async fn enqueue(conn: &mut PgConnection, message: &OutboxMessage) -> sqlx::Result<bool> {
     let headers = serde_json::to_value(&message.headers).unwrap_or_default();
-    let inserted = sqlx::query(
+    let inserted = sqlx::query!(
         "INSERT INTO outbox (event_id, topic, message_key, payload, headers) \
          VALUES ($1, $2, $3, $4, $5) ON CONFLICT (event_id) DO NOTHING",
+        message.event_id,
+        message.topic.base_name(),
+        message.key.as_deref(),
+        &message.payload,
+        headers,
     )
-    .bind(message.event_id)
-    .bind(message.topic.base_name())
-    .bind(&message.key)
-    .bind(&message.payload)
-    .bind(headers)
     .execute(conn)
     .await?;
     Ok(inserted.rows_affected() == 1)
@@ -82,33 +82,24 @@ pub async fn emitted_for_key(
     conn: &mut PgConnection,
     key: &str,
 ) -> sqlx::Result<Vec<EmittedEvent>> {
-    type Row = (
-        Uuid,
-        String,
-        Vec<u8>,
-        time::OffsetDateTime,
-        Option<time::OffsetDateTime>,
-    );
-    let rows: Vec<Row> = sqlx::query_as(
+    let rows = sqlx::query!(
         "SELECT event_id, topic, payload, created_at, published_at FROM outbox \
-             WHERE message_key = $1 ORDER BY id",
+         WHERE message_key = $1 ORDER BY id",
+        key
     )
-    .bind(key)
     .fetch_all(conn)
     .await?;
     Ok(rows
         .into_iter()
-        .map(
-            |(event_id, topic, payload, created_at, published_at)| EmittedEvent {
-                event_id,
-                topic,
-                event: serde_json::from_slice(&payload).unwrap_or_else(|_| {
-                    serde_json::Value::String(String::from_utf8_lossy(&payload).into_owned())
-                }),
-                created_at,
-                published_at,
-            },
-        )
+        .map(|row| EmittedEvent {
+            event_id: row.event_id,
+            topic: row.topic,
+            event: serde_json::from_slice(&row.payload).unwrap_or_else(|_| {
+                serde_json::Value::String(String::from_utf8_lossy(&row.payload).into_owned())
+            }),
+            created_at: row.created_at,
+            published_at: row.published_at,
+        })
         .collect())
 }
 

@@ -124,8 +124,6 @@ fn replace_if_fatal(producer: &FutureProducer, bootstrap_servers: &str) -> Optio
     }
 }
 
-type OutboxRow = (i64, String, Option<String>, Vec<u8>, serde_json::Value);
-
 /// Publishes up to [`BATCH_SIZE`] unpublished rows; returns how many were published.
 pub async fn publish_batch(
     pool: &PgPool,
@@ -133,11 +131,11 @@ pub async fn publish_batch(
     names: &TopicNames,
 ) -> anyhow::Result<usize> {
     let mut tx = pool.begin().await.context("outbox: begin")?;
-    let rows: Vec<OutboxRow> = sqlx::query_as(
+    let rows = sqlx::query!(
         "SELECT id, topic, message_key, payload, headers FROM outbox \
          WHERE published_at IS NULL ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED",
+        BATCH_SIZE
     )
-    .bind(BATCH_SIZE)
     .fetch_all(&mut *tx)
     .await
     .context("outbox: select unpublished rows")?;
@@ -145,17 +143,18 @@ pub async fn publish_batch(
         return Ok(0);
     }
     let mut deliveries = Vec::with_capacity(rows.len());
-    for (id, topic, key, payload, headers) in &rows {
+    for row in &rows {
+        let (id, topic) = (row.id, &row.topic);
         let topic_name = Topic::ALL
             .into_iter()
             .find(|known| known.base_name() == topic)
             .map(|known| names.name(known))
             .with_context(|| format!("outbox row {id} names an unknown topic {topic}"))?;
-        let headers = owned_headers(headers);
+        let headers = owned_headers(&row.headers);
         let mut record = FutureRecord::<str, [u8]>::to(&topic_name)
-            .payload(payload.as_slice())
+            .payload(row.payload.as_slice())
             .headers(headers);
-        if let Some(key) = key {
+        if let Some(key) = &row.message_key {
             record = record.key(key.as_str());
         }
         let delivery = producer
@@ -171,12 +170,14 @@ pub async fn publish_batch(
             Err(_) => anyhow::bail!("outbox: the producer dropped a message"),
         }
     }
-    let ids: Vec<i64> = rows.iter().map(|row| row.0).collect();
-    sqlx::query("UPDATE outbox SET published_at = now() WHERE id = ANY($1)")
-        .bind(&ids)
-        .execute(&mut *tx)
-        .await
-        .context("outbox: mark published")?;
+    let ids: Vec<i64> = rows.iter().map(|row| row.id).collect();
+    sqlx::query!(
+        "UPDATE outbox SET published_at = now() WHERE id = ANY($1)",
+        &ids
+    )
+    .execute(&mut *tx)
+    .await
+    .context("outbox: mark published")?;
     tx.commit().await.context("outbox: commit")?;
     Ok(rows.len())
 }

@@ -124,26 +124,27 @@ impl GatewaySimulator {
     }
 
     async fn approved(&self, fare_id: &str, operation: Operation) -> Result<bool, GatewayError> {
-        sqlx::query_scalar(
-            "SELECT EXISTS (SELECT 1 FROM gateway_operations \
-             WHERE fare_id = $1 AND operation = $2 AND approved)",
+        sqlx::query_scalar!(
+            r#"SELECT EXISTS (SELECT 1 FROM gateway_operations
+               WHERE fare_id = $1 AND operation = $2 AND approved) AS "approved!""#,
+            fare_id,
+            operation.as_str()
         )
-        .bind(fare_id)
-        .bind(operation.as_str())
         .fetch_one(&self.pool)
         .await
         .map_err(unavailable)
     }
 
     async fn recorded(&self, key: &str) -> Result<Option<Recorded>, GatewayError> {
-        sqlx::query_as(
+        let row = sqlx::query!(
             "SELECT approved, reference, decline_reason FROM gateway_operations \
              WHERE idempotency_key = $1",
+            key
         )
-        .bind(key)
         .fetch_optional(&self.pool)
         .await
-        .map_err(unavailable)
+        .map_err(unavailable)?;
+        Ok(row.map(|row| (row.approved, row.reference, row.decline_reason)))
     }
 
     /// Records the answer unless a concurrent call recorded one first; returns the one kept.
@@ -164,19 +165,19 @@ impl GatewaySimulator {
             };
             format!("{prefix}_{}", Uuid::new_v4().simple())
         });
-        sqlx::query(
+        sqlx::query!(
             "INSERT INTO gateway_operations \
              (idempotency_key, fare_id, operation, approved, reference, decline_reason, amount_minor, currency) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (idempotency_key) DO NOTHING",
+            key,
+            call.fare_id.as_str(),
+            operation.as_str(),
+            approved,
+            reference.as_deref(),
+            reason.as_deref(),
+            call.amount_minor,
+            call.currency.as_str(),
         )
-        .bind(key)
-        .bind(call.fare_id.as_str())
-        .bind(operation.as_str())
-        .bind(approved)
-        .bind(&reference)
-        .bind(&reason)
-        .bind(call.amount_minor)
-        .bind(call.currency.as_str())
         .execute(&self.pool)
         .await
         .map_err(unavailable)?;
