@@ -3,6 +3,7 @@
 
 mod bad_input;
 mod broker_restart;
+mod cli;
 mod concurrency;
 mod crash;
 mod duplicates;
