@@ -108,3 +108,32 @@ pub async fn assert_money(admin: &PgPool, expected_fares: usize) -> anyhow::Resu
     assert!(duplicated.is_empty(), "money moved twice: {duplicated:?}");
     Ok(())
 }
+
+/// Events keep their causal order per key on each topic: an event whose cause was published on
+/// the same topic comes after it (the outbox relay publishes in order, SPEC §4).
+pub fn assert_per_key_order(records: &[Recorded]) {
+    let mut by_partition: BTreeMap<(Topic, i32), Vec<&Recorded>> = BTreeMap::new();
+    for record in records {
+        by_partition
+            .entry((record.topic, record.partition))
+            .or_default()
+            .push(record);
+    }
+    for ((topic, partition), mut partition_records) in by_partition {
+        partition_records.sort_by_key(|r| r.offset);
+        let events: Vec<_> = partition_records.iter().filter_map(|r| r.event()).collect();
+        let all: BTreeSet<_> = events.iter().map(|e| e.event_id).collect();
+        let mut seen = BTreeSet::new();
+        for event in &events {
+            if event.causation_id != event.event_id && all.contains(&event.causation_id) {
+                assert!(
+                    seen.contains(&event.causation_id),
+                    "{topic:?}[{partition}]: {} {:?} published before its cause",
+                    event.fare_id,
+                    event.event_type()
+                );
+            }
+            seen.insert(event.event_id);
+        }
+    }
+}

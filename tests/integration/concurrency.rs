@@ -7,7 +7,7 @@ use events_schema::Topic;
 use futures::future::try_join_all;
 use payment_service::gateway::FaultInjection;
 use tests::env::minimal_request;
-use tests::invariants::{mixed_amount, mixed_customer};
+use tests::invariants::{self, mixed_amount, mixed_customer};
 use tests::TestEnv;
 
 const TIMEOUT: Duration = Duration::from_secs(300);
@@ -51,6 +51,7 @@ async fn run_mixed_load(env: &TestEnv, count: usize) -> anyhow::Result<Duration>
         )
         .await?;
     env.assert_invariants(&fares).await?;
+    invariants::assert_per_key_order(&env.recorder.snapshot());
     // Invariant 6: one saga per fare_id (checked above); each conflicting duplicate is in the
     // DLQ with the reason, and nothing else is.
     assert_eq!(dead_letters.len(), duplicated.len());
@@ -83,6 +84,17 @@ async fn transient_gateway_faults_never_change_an_outcome() -> anyhow::Result<()
     };
     env.start_payment_with(config).await?;
     env.start_accounting().await?;
+    run_mixed_load(&env, 200).await?;
+    env.teardown().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_instances_of_each_service_share_the_work_and_keep_the_order() -> anyhow::Result<()> {
+    let mut env = TestEnv::new().await?;
+    for _ in 0..2 {
+        env.start_payment_with(env.payment_config()).await?;
+        env.start_accounting().await?;
+    }
     run_mixed_load(&env, 200).await?;
     env.teardown().await
 }

@@ -2,8 +2,9 @@
 //! only after the broker acknowledged every one of them. A crash between the acknowledgement
 //! and the mark republishes the same bytes with the same `event_id`, which consumers ignore.
 //!
-//! Rows are claimed with `FOR UPDATE SKIP LOCKED`, so several relays of one service never
-//! publish the same row concurrently; one relay per service keeps per-key order.
+//! Several instances of a service each run a relay; a transaction-scoped advisory lock lets one
+//! of them publish at a time, so rows reach the topics in `id` order, and so in order per key.
+//! Rows are also claimed with `FOR UPDATE SKIP LOCKED`.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -131,6 +132,17 @@ pub async fn publish_batch(
     names: &TopicNames,
 ) -> anyhow::Result<usize> {
     let mut tx = pool.begin().await.context("outbox: begin")?;
+    // One relay per schema publishes at a time, whatever the number of service instances, so
+    // that rows keep their order per key on the topics.
+    let relay_lock = sqlx::query_scalar!(
+        r#"SELECT pg_try_advisory_xact_lock(hashtext('outbox-relay:' || current_schema())) AS "taken!""#
+    )
+    .fetch_one(&mut *tx)
+    .await
+    .context("outbox: relay lock")?;
+    if !relay_lock {
+        return Ok(0);
+    }
     let rows = sqlx::query!(
         "SELECT id, topic, message_key, payload, headers FROM outbox \
          WHERE published_at IS NULL ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED",
