@@ -200,10 +200,14 @@ impl TestEnv {
         Ok(addr)
     }
 
-    /// Both services with this test's configuration.
+    /// Both services with this test's configuration, ready: `/health` answers 200 once each
+    /// has joined its consumer group.
     pub async fn start_services(&mut self) -> anyhow::Result<()> {
         self.start_payment_with(self.payment_config()).await?;
         self.start_accounting().await?;
+        for service in &self.services {
+            wait_healthy(&service.url("/health")).await?;
+        }
         Ok(())
     }
 
@@ -312,6 +316,21 @@ impl TestEnv {
             .delete_topics(&topic_refs, &AdminOptions::new())
             .await?;
         self.database.drop().await
+    }
+}
+
+/// Polls `url` until it answers 200, for at most 30 s.
+pub async fn wait_healthy(url: &str) -> anyhow::Result<()> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let answer = reqwest::get(url).await;
+        if answer.as_ref().is_ok_and(|a| a.status().is_success()) {
+            return Ok(());
+        }
+        if tokio::time::Instant::now() >= deadline {
+            anyhow::bail!("{url} not healthy after 30 s: {answer:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 

@@ -1,6 +1,7 @@
-//! The accounting-service's HTTP read API: `GET /health`, `GET /fares/{fare_id}` (the ledger
-//! entry or the refused credit, the events consumed and emitted for the fare) and
-//! `GET /accounts/{customer_id}` (balances and latest entries). Read-only.
+//! The accounting-service's HTTP read API: `GET /fares/{fare_id}` (the ledger entry or the
+//! refused credit, the events consumed and emitted for the fare) and
+//! `GET /accounts/{customer_id}` (balances and latest entries); `GET /health` is added by the
+//! shared runtime. Read-only.
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -10,7 +11,7 @@ use axum::Router;
 use events_schema::{CustomerId, FareId};
 use serde_json::json;
 use sqlx::PgPool;
-use transactional_messaging::http::{error_response, found_or_404, health_routes};
+use transactional_messaging::http::{error_response, found_or_404};
 use transactional_messaging::outbox;
 
 use crate::ledger;
@@ -19,8 +20,7 @@ pub fn router(pool: PgPool) -> Router {
     Router::new()
         .route("/fares/{fare_id}", get(show_fare))
         .route("/accounts/{customer_id}", get(show_account))
-        .with_state(pool.clone())
-        .merge(health_routes(pool, crate::SERVICE_NAME))
+        .with_state(pool)
 }
 
 async fn show_fare(State(pool): State<PgPool>, Path(fare_id): Path<String>) -> Response {

@@ -1,7 +1,7 @@
-//! The payment-service's HTTP read API: `GET /health`, `GET /fares/{fare_id}` (the fare, the
-//! events it consumed and emitted for it, the gateway operations), `GET /fares` (counts by
-//! status) and `GET /fares?status=needs_attention` for operators. Read-only: state changes
-//! only through events.
+//! The payment-service's HTTP read API: `GET /fares/{fare_id}` (the fare, the events it
+//! consumed and emitted for it, the gateway operations), `GET /fares` (counts by status) and
+//! `GET /fares?status=needs_attention` for operators; `GET /health` is added by the shared
+//! runtime. Read-only: state changes only through events.
 
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
@@ -11,7 +11,7 @@ use axum::{Json, Router};
 use events_schema::FareId;
 use serde_json::json;
 use sqlx::PgPool;
-use transactional_messaging::http::{error_response, found_or_404, health_routes};
+use transactional_messaging::http::{error_response, found_or_404};
 
 use crate::fare::{self, FareStatus};
 use crate::timeline;
@@ -20,8 +20,7 @@ pub fn router(pool: PgPool) -> Router {
     Router::new()
         .route("/fares", get(list_fares))
         .route("/fares/{fare_id}", get(show_fare))
-        .with_state(pool.clone())
-        .merge(health_routes(pool, crate::SERVICE_NAME))
+        .with_state(pool)
 }
 
 async fn show_fare(State(pool): State<PgPool>, Path(fare_id): Path<String>) -> Response {

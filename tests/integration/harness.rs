@@ -54,3 +54,24 @@ async fn the_payment_role_writes_and_reads_its_own_schema() -> anyhow::Result<()
     pool.close().await;
     env.teardown().await
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_answers_once_the_services_consume() -> anyhow::Result<()> {
+    let mut env = TestEnv::new().await?;
+    env.start_services().await?;
+    for service in ["payment-service", "accounting-service"] {
+        let url = env.service_url(service, "/health").expect("running");
+        let body: serde_json::Value = reqwest::get(url).await?.error_for_status()?.json().await?;
+        assert_eq!(body["status"], "ok");
+        assert_eq!(body["service"], service);
+    }
+    // The database gone, health says so.
+    env.database.set_reachable(false).await?;
+    let url = env
+        .service_url("payment-service", "/health")
+        .expect("running");
+    let answer = reqwest::get(url).await?;
+    env.database.set_reachable(true).await?;
+    assert_eq!(answer.status(), reqwest::StatusCode::SERVICE_UNAVAILABLE);
+    env.teardown().await
+}

@@ -16,7 +16,7 @@ use rdkafka::message::{BorrowedMessage, Message};
 use sqlx::{PgConnection, PgPool};
 
 use crate::dead_letter;
-use crate::kafka::MAX_MESSAGE_BYTES;
+use crate::kafka::{GroupMembership, MAX_MESSAGE_BYTES};
 use crate::relay::RelayWaker;
 use crate::retry::Backoff;
 
@@ -102,7 +102,7 @@ pub struct DeadLetterTarget {
 /// Runs until `shutdown` completes: consumes, processes, stores offsets. At shutdown the
 /// stored offsets are committed.
 pub async fn run_consumer<H: Handler>(
-    consumer: StreamConsumer,
+    consumer: StreamConsumer<GroupMembership>,
     pool: PgPool,
     handler: H,
     dead_letters: DeadLetterTarget,

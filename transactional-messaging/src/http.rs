@@ -8,16 +8,39 @@ use axum::{Json, Router};
 use serde_json::json;
 use sqlx::PgPool;
 
-/// `GET /health`: 200 while the service's database answers, 503 otherwise.
-pub fn health_routes(pool: PgPool, service: &'static str) -> Router {
+use crate::kafka::GroupMembership;
+
+/// `GET /health`: 200 once the consumer has joined its group and while the service's
+/// database answers; 503 otherwise, with the reason.
+pub fn health_routes(pool: PgPool, membership: GroupMembership, service: &'static str) -> Router {
     Router::new()
         .route("/health", get(health))
-        .with_state((pool, service))
+        .with_state(Health {
+            pool,
+            membership,
+            service,
+        })
 }
 
-async fn health(State((pool, service)): State<(PgPool, &'static str)>) -> Response {
-    match sqlx::query("SELECT 1").execute(&pool).await {
-        Ok(_) => Json(json!({"status": "ok", "service": service})).into_response(),
+#[derive(Clone)]
+struct Health {
+    pool: PgPool,
+    membership: GroupMembership,
+    service: &'static str,
+}
+
+async fn health(State(health): State<Health>) -> Response {
+    if !health.membership.has_joined() {
+        return error_response(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not ready: the Kafka consumer has not joined its group yet",
+        );
+    }
+    match sqlx::query_scalar!("SELECT 1 AS one")
+        .fetch_one(&health.pool)
+        .await
+    {
+        Ok(_) => Json(json!({"status": "ok", "service": health.service})).into_response(),
         Err(error) => error_response(
             StatusCode::SERVICE_UNAVAILABLE,
             &format!("database unavailable: {error}"),

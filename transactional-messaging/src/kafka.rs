@@ -5,9 +5,12 @@ use std::time::Duration;
 use anyhow::Context;
 use events_schema::{Topic, TopicNames};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use rdkafka::client::{ClientContext, DefaultClientContext};
 use rdkafka::config::ClientConfig;
-use rdkafka::consumer::StreamConsumer;
+use rdkafka::consumer::{BaseConsumer, ConsumerContext, Rebalance, StreamConsumer};
 use rdkafka::error::RDKafkaErrorCode;
 use rdkafka::producer::FutureProducer;
 
@@ -32,10 +35,38 @@ pub fn producer(bootstrap_servers: &str) -> anyhow::Result<FutureProducer> {
         .context("cannot create the Kafka producer")
 }
 
+/// Whether a consumer has joined its group and received its (possibly empty) share of the
+/// partitions: until then the service is not ready (its `/health` answers 503).
+#[derive(Debug, Clone, Default)]
+pub struct GroupMembership {
+    joined: Arc<AtomicBool>,
+}
+
+impl GroupMembership {
+    pub fn has_joined(&self) -> bool {
+        self.joined.load(Ordering::Relaxed)
+    }
+}
+
+impl ClientContext for GroupMembership {}
+
+impl ConsumerContext for GroupMembership {
+    fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Assign(partitions) = rebalance {
+            tracing::info!(partitions = partitions.count(), "joined the consumer group");
+            self.joined.store(true, Ordering::Relaxed);
+        }
+    }
+}
+
 /// A consumer in `group_id` that never commits an offset the service has not stored: offsets
 /// are stored by the consumer loop after the handler's transaction committed, and committed in
 /// the background (and synchronously at shutdown).
-pub fn consumer(bootstrap_servers: &str, group_id: &str) -> anyhow::Result<StreamConsumer> {
+pub fn consumer(
+    bootstrap_servers: &str,
+    group_id: &str,
+    membership: GroupMembership,
+) -> anyhow::Result<StreamConsumer<GroupMembership>> {
     ClientConfig::new()
         .set("bootstrap.servers", bootstrap_servers)
         .set("group.id", group_id)
@@ -46,7 +77,7 @@ pub fn consumer(bootstrap_servers: &str, group_id: &str) -> anyhow::Result<Strea
         .set("enable.partition.eof", "false")
         .set("session.timeout.ms", "10000")
         .set("heartbeat.interval.ms", "1000")
-        .create()
+        .create_with_context(membership)
         .context("cannot create the Kafka consumer")
 }
 

@@ -18,6 +18,8 @@ use tokio::sync::watch;
 
 use crate::config::KafkaSettings;
 use crate::consumer::{run_consumer, DeadLetterTarget, Handler};
+use crate::http::health_routes;
+use crate::kafka::GroupMembership;
 use crate::relay::{run_relay, RelayWaker};
 use crate::{database, kafka};
 
@@ -41,7 +43,8 @@ pub struct Service {
     identity: ServiceIdentity,
     pub pool: PgPool,
     names: TopicNames,
-    consumer: StreamConsumer,
+    consumer: StreamConsumer<GroupMembership>,
+    membership: GroupMembership,
     producer: FutureProducer,
     bootstrap_servers: String,
     listener: TcpListener,
@@ -72,7 +75,12 @@ impl Service {
         .await?;
         let producer = kafka::producer(&kafka_settings.bootstrap_servers)?;
         let group = format!("{}{}", identity.name, names.suffix());
-        let consumer = kafka::consumer(&kafka_settings.bootstrap_servers, &group)?;
+        let membership = GroupMembership::default();
+        let consumer = kafka::consumer(
+            &kafka_settings.bootstrap_servers,
+            &group,
+            membership.clone(),
+        )?;
         let topics: Vec<String> = identity.subscribed.iter().map(|t| names.name(*t)).collect();
         let topic_refs: Vec<&str> = topics.iter().map(String::as_str).collect();
         consumer
@@ -86,6 +94,7 @@ impl Service {
             pool,
             names,
             consumer,
+            membership,
             producer,
             bootstrap_servers: kafka_settings.bootstrap_servers.clone(),
             listener,
@@ -101,7 +110,13 @@ impl Service {
         &self.names
     }
 
-    /// Runs until `shutdown` completes, then stops in order (see the module doc).
+    /// Tells whether the consumer has joined its group (for `/health`).
+    pub fn membership(&self) -> GroupMembership {
+        self.membership.clone()
+    }
+
+    /// Runs until `shutdown` completes, then stops in order (see the module doc). `router` is
+    /// the service's read API; `GET /health` is added to it.
     pub async fn run<H: Handler>(
         self,
         handler: H,
@@ -133,6 +148,11 @@ impl Service {
             self.names,
             waker,
             stopped(relay_stop),
+        ));
+        let router = router.merge(health_routes(
+            self.pool.clone(),
+            self.membership.clone(),
+            self.identity.name,
         ));
         let (http_stop_sender, http_stop) = watch::channel(false);
         let server = tokio::spawn(
