@@ -222,10 +222,11 @@ fn compensation_as_str(compensation: Compensation) -> &'static str {
     }
 }
 
-fn compensation_names(compensations: &[Compensation]) -> Vec<&'static str> {
+/// The column values of `compensations`.
+fn compensation_names(compensations: &[Compensation]) -> Vec<String> {
     compensations
         .iter()
-        .map(|c| compensation_as_str(*c))
+        .map(|c| compensation_as_str(*c).to_owned())
         .collect()
 }
 
@@ -270,10 +271,7 @@ pub async fn find(conn: &mut PgConnection, fare_id: &FareId) -> sqlx::Result<Opt
 
 /// Registers a new fare. A second registration of the same `fare_id` is a unique violation.
 pub async fn insert(conn: &mut PgConnection, fare: &Fare) -> sqlx::Result<()> {
-    let compensations: Vec<String> = compensation_names(&fare.compensations)
-        .into_iter()
-        .map(str::to_owned)
-        .collect();
+    let compensations = compensation_names(&fare.compensations);
     sqlx::query!(
         "INSERT INTO fares (fare_id, request_event_id, correlation_id, request_fingerprint, \
          customer_id, amount_minor, currency, status, authorisation_id, charge_id, refund_id, \
@@ -300,10 +298,7 @@ pub async fn insert(conn: &mut PgConnection, fare: &Fare) -> sqlx::Result<()> {
 
 /// Saves the saga progress of a fare loaded with [`find_for_update`].
 pub async fn save(conn: &mut PgConnection, fare: &Fare) -> sqlx::Result<()> {
-    let compensations: Vec<String> = compensation_names(&fare.compensations)
-        .into_iter()
-        .map(str::to_owned)
-        .collect();
+    let compensations = compensation_names(&fare.compensations);
     sqlx::query!(
         "UPDATE fares SET status = $2, authorisation_id = $3, charge_id = $4, refund_id = $5, \
          failure_reason = $6, compensations = $7, refund_attempts = $8, next_refund_at = $9, \
@@ -409,10 +404,10 @@ mod tests {
         let names =
             compensation_names(&[Compensation::PreAuthReleased, Compensation::PaymentRefunded]);
         assert_eq!(names, ["pre_auth_released", "payment_refunded"]);
-        for name in names {
+        for name in &names {
             assert_eq!(
                 compensation_from_str(name).map(compensation_as_str),
-                Some(name)
+                Some(name.as_str())
             );
         }
     }
