@@ -400,7 +400,7 @@ mod tests {
     }
 
     #[test]
-    fn compensations_round_trip_and_are_not_repeated() {
+    fn compensations_round_trip_through_their_column_values() {
         let names =
             compensation_names(&[Compensation::PreAuthReleased, Compensation::PaymentRefunded]);
         assert_eq!(names, ["pre_auth_released", "payment_refunded"]);
