@@ -283,10 +283,11 @@ async fn fail_credit_fail_refund_needs_attention() -> anyhow::Result<()> {
 async fn a_refund_being_retried_holds_up_no_other_fare() -> anyhow::Result<()> {
     let mut env = TestEnv::new().await?;
     let mut config = env.payment_config();
-    // Each refused refund waits at least half a second before the next attempt.
+    // Each refused refund waits at least a second before the next attempt: the refund cannot
+    // end in less than two, ample time for another fare's four steps even on a loaded machine.
     config.retry.compensation_backoff = transactional_messaging::retry::Backoff::new(
-        Duration::from_secs(1),
-        Duration::from_secs(1),
+        Duration::from_secs(2),
+        Duration::from_secs(2),
     );
     env.start_payment_with(config).await?;
     env.start_accounting().await?;
