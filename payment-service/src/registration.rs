@@ -3,8 +3,8 @@
 //! (SPEC §6.6): identical → ignored, different → dead-lettered as a conflicting duplicate.
 
 use events_schema::{
-    Compensation, Event, EventData, EventType, FareCollectionFailed, FareRejected, FareRequested,
-    PreAuthFailed, PreAuthorised, ReceivedFareRequest, Topic,
+    derived_event_id, Compensation, Event, EventData, EventType, FareCollectionFailed,
+    FareRejected, FareRequested, PreAuthFailed, PreAuthorised, ReceivedFareRequest, Topic,
 };
 use sqlx::PgConnection;
 use time::OffsetDateTime;
@@ -172,8 +172,8 @@ fn new_fare(request: &ReceivedFareRequest, fingerprint: Uuid, status: FareStatus
 }
 
 /// Identifies the request's content: two requests with the same data have the same
-/// fingerprint, whatever their envelopes say.
+/// fingerprint, whatever their envelopes say. It is the id a request sent without `event_id`
+/// gets, computed from the fare id and the canonical data.
 fn fingerprint(request: &ReceivedFareRequest) -> Uuid {
-    let canonical = request.raw_data.to_string();
-    outbox::derived_id(&["fare-request", request.fare_id.as_str(), &canonical]).as_uuid()
+    derived_event_id(&request.fare_id, &request.raw_data).as_uuid()
 }
