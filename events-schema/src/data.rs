@@ -114,6 +114,24 @@ pub struct PreAuthReleased {
     pub authorisation_id: String,
 }
 
+/// The release of the hold still failed after its retry budget; the fare needs an operator
+/// (the hold stays on the card until the issuer lets it expire).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct ReleaseFailed {
+    /// The rider.
+    pub customer_id: CustomerId,
+    /// The amount still held, in minor units.
+    pub amount_minor: i64,
+    /// ISO 4217 currency code.
+    pub currency: Currency,
+    /// The hold that could not be released.
+    pub authorisation_id: String,
+    /// How many release attempts were made.
+    pub attempts: u32,
+    /// The last attempt's error.
+    pub reason: String,
+}
+
 /// Compensation of a failed ledger update: the charge was refunded.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct PaymentRefunded {
@@ -206,7 +224,7 @@ pub struct FareCollectionFailed {
     pub reason: String,
     /// The compensations that were completed, in order.
     pub compensations: Vec<Compensation>,
-    /// True when a compensation failed for good and an operator must act (e.g. `RefundFailed`).
+    /// True when a compensation failed for good and an operator must act (`RefundFailed`, `ReleaseFailed`).
     pub needs_attention: bool,
 }
 

@@ -78,6 +78,7 @@ event_data!(
     ChargeFailed,
     PreAuthReleased,
     PaymentRefunded,
+    ReleaseFailed,
     RefundFailed,
     AccountUpdated,
     AccountUpdateFailed,

@@ -1,4 +1,4 @@
-//! The thirteen event types of the saga (SPEC §2, §4) and the topic each is published on.
+//! The fourteen event types of the saga (SPEC §2, §4) and the topic each is published on.
 
 use std::borrow::Cow;
 use std::fmt;
@@ -28,6 +28,8 @@ pub enum EventType {
     PreAuthReleased,
     /// Compensation: the charge was refunded.
     PaymentRefunded,
+    /// The release of the hold still failed after its retry budget; needs an operator.
+    ReleaseFailed,
     /// The refund still failed after its retry budget; needs an operator.
     RefundFailed,
     /// The customer's ledger recorded the fare.
@@ -47,7 +49,7 @@ pub struct UnknownEventType(pub String);
 
 impl EventType {
     /// Every event type, in saga order.
-    pub const ALL: [EventType; 13] = [
+    pub const ALL: [EventType; 14] = [
         EventType::FareRequested,
         EventType::FareRejected,
         EventType::PreAuthorised,
@@ -56,6 +58,7 @@ impl EventType {
         EventType::ChargeFailed,
         EventType::PreAuthReleased,
         EventType::PaymentRefunded,
+        EventType::ReleaseFailed,
         EventType::RefundFailed,
         EventType::AccountUpdated,
         EventType::AccountUpdateFailed,
@@ -75,6 +78,7 @@ impl EventType {
             EventType::PreAuthReleased => "PreAuthReleased",
             EventType::PaymentRefunded => "PaymentRefunded",
             EventType::RefundFailed => "RefundFailed",
+            EventType::ReleaseFailed => "ReleaseFailed",
             EventType::AccountUpdated => "AccountUpdated",
             EventType::AccountUpdateFailed => "AccountUpdateFailed",
             EventType::FareCollected => "FareCollected",
@@ -93,6 +97,7 @@ impl EventType {
             | EventType::ChargeFailed
             | EventType::PreAuthReleased
             | EventType::PaymentRefunded
+            | EventType::ReleaseFailed
             | EventType::RefundFailed => Topic::PaymentEvents,
             EventType::AccountUpdated | EventType::AccountUpdateFailed => Topic::AccountingEvents,
             EventType::FareCollected | EventType::FareCollectionFailed => Topic::FareOutcomes,
@@ -176,6 +181,7 @@ mod tests {
             ChargeFailed,
             PreAuthReleased,
             PaymentRefunded,
+            ReleaseFailed,
             RefundFailed,
         ] {
             assert_eq!(t.topic(), Topic::PaymentEvents, "{t}");

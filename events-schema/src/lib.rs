@@ -9,6 +9,7 @@
 //!   hand-typed request omits and lists every problem of an invalid one (SPEC §4).
 //! - [`FareId`], [`CustomerId`], [`EventId`], [`Currency`]: validated ids and money
 //!   (integer minor units, never floating point).
+//! - [`choreography`]: SPEC §4's step table — who reacts to what, and what it emits.
 //! - [`FailureMarker`]: the workshop's `customer_id` endings that force failures (SPEC §5).
 //! - [`json_schemas`]: JSON Schemas generated from the types, committed under `schemas/`.
 //!
@@ -18,6 +19,7 @@
 
 pub mod canonical;
 pub mod card;
+pub mod choreography;
 pub mod data;
 mod envelope;
 mod error;
@@ -35,7 +37,7 @@ mod topic;
 pub use data::{
     AccountUpdateFailed, AccountUpdated, ChargeFailed, Charged, Compensation, FareCollected,
     FareCollectionFailed, FareRejected, FareRequested, PaymentRefunded, PreAuthFailed,
-    PreAuthReleased, PreAuthorised, RefundFailed,
+    PreAuthReleased, PreAuthorised, RefundFailed, ReleaseFailed,
 };
 pub use error::DecodeError;
 pub use event::{Event, EventData, SCHEMA_VERSION};

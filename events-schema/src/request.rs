@@ -1,14 +1,16 @@
 //! The lenient reader of the `fare-requests` topic, where requests may be typed by hand with
 //! kcat (SPEC §3).
 //!
-//! The envelope must still make sense (JSON object, `event_type` `FareRequested`, a valid
-//! `fare_id`, well-formed ids and timestamp when present); otherwise the message goes to the
-//! dead-letter topic as a [`DecodeError`]. The optional envelope fields are filled in. The
-//! `data` is checked separately: an invalid request is not a poison message but a fare to
-//! reject with every problem found (SPEC §4).
+//! Only two things make a message unreadable (a [`DecodeError`], the message goes to the
+//! dead-letter topic): it is not a JSON object, or it has no valid `fare_id` — without a saga
+//! id there is no saga to answer. Everything else that is wrong with a request (SPEC §4: a
+//! malformed envelope field, a wrong `event_type` or `schema_version`, invalid `data`) is a
+//! problem of a fare to reject, and every problem is listed. The optional envelope fields are
+//! filled in; a malformed one is replaced as if it were absent.
 //!
-//! A request without `event_id` gets a UUIDv5 over its `fare_id` and its canonical `data`, so
-//! re-sending the same hand-typed request yields the same id and is recognised as a duplicate.
+//! A request without a (valid) `event_id` gets a UUIDv5 over its `fare_id` and its canonical
+//! `data`, so re-sending the same hand-typed request yields the same id and is recognised as a
+//! duplicate.
 
 use std::fmt;
 
@@ -50,32 +52,42 @@ pub struct ReceivedFareRequest {
 impl ReceivedFareRequest {
     /// Reads one `fare-requests` message.
     ///
-    /// Envelope problems are [`DecodeError`]s (the message goes to the dead-letter topic);
-    /// a missing or invalid `data` is not: it gives `request: Err(problems)`.
+    /// Only a message that is not a JSON object or has no valid `fare_id` is a
+    /// [`DecodeError`]. Every other problem, of the envelope or of `data`, is listed in
+    /// `request: Err(problems)`, envelope problems first.
     pub fn parse(bytes: &[u8]) -> Result<ReceivedFareRequest, DecodeError> {
         let obj = envelope::object_from_bytes(bytes)?;
-
-        let event_type = envelope::event_type(envelope::required(&obj, "event_type")?)?;
-        if event_type != EventType::FareRequested {
-            return Err(DecodeError::InvalidField {
-                field: "event_type",
-                reason: format!("fare-requests carries only FareRequested, not {event_type}"),
-            });
-        }
-        if let Some(v) = envelope::optional(&obj, "schema_version") {
-            envelope::schema_version(v)?;
-        }
         let fare_id = envelope::fare_id(envelope::required(&obj, "fare_id")?)?;
-        let event_id = optional_id(&obj, "event_id")?;
-        let causation_id = optional_id(&obj, "causation_id")?;
-        let correlation_id = optional_id(&obj, "correlation_id")?;
+
+        let mut problems = Vec::new();
+        match envelope::required(&obj, "event_type").and_then(envelope::event_type) {
+            Ok(EventType::FareRequested) => {}
+            Ok(other) => problems.push(format!(
+                "event_type must be FareRequested on fare-requests, not {other}"
+            )),
+            Err(error) => problems.push(error.reason()),
+        }
+        if let Some(Err(error)) =
+            envelope::optional(&obj, "schema_version").map(envelope::schema_version)
+        {
+            problems.push(error.reason());
+        }
+        let event_id = optional_id(&obj, "event_id", &mut problems);
+        let causation_id = optional_id(&obj, "causation_id", &mut problems);
+        let correlation_id = optional_id(&obj, "correlation_id", &mut problems);
         let occurred_at = envelope::optional(&obj, "occurred_at")
-            .map(envelope::occurred_at)
-            .transpose()?
+            .and_then(|value| keep_problem(envelope::occurred_at(value), &mut problems))
             .unwrap_or_else(timestamp::now);
 
         let data = envelope::optional(&obj, "data");
-        let request = fare_rules::check(data);
+        let request = match fare_rules::check(data) {
+            Ok(valid) if problems.is_empty() => Ok(valid),
+            Ok(_) => Err(problems),
+            Err(data_problems) => {
+                problems.extend(data_problems);
+                Err(problems)
+            }
+        };
         let raw_data = data
             .map(|d| canonical::sorted(card::redact_value(d.clone())))
             .unwrap_or(Value::Null);
@@ -119,13 +131,19 @@ pub fn derived_event_id(fare_id: &FareId, raw_data: &Value) -> EventId {
     EventId::from_uuid(Uuid::new_v5(&FARE_REQUEST_NAMESPACE, name.as_bytes()))
 }
 
+/// An optional id field: `None` when absent, and when malformed (the problem is recorded).
 fn optional_id(
     obj: &serde_json::Map<String, Value>,
     field: &'static str,
-) -> Result<Option<EventId>, DecodeError> {
+    problems: &mut Vec<String>,
+) -> Option<EventId> {
     envelope::optional(obj, field)
-        .map(|v| envelope::event_id(field, v))
-        .transpose()
+        .and_then(|v| keep_problem(envelope::event_id(field, v), problems))
+}
+
+/// The value, or `None` with the error's reason added to `problems`.
+fn keep_problem<T>(result: Result<T, DecodeError>, problems: &mut Vec<String>) -> Option<T> {
+    result.map_err(|error| problems.push(error.reason())).ok()
 }
 
 /// Hand-written so that logging a request never prints its payment token.

@@ -110,6 +110,7 @@ pub fn json_schema(event_type: EventType) -> Value {
         EventType::PreAuthReleased => envelope_schema::<PreAuthReleased>(event_type),
         EventType::PaymentRefunded => envelope_schema::<PaymentRefunded>(event_type),
         EventType::RefundFailed => envelope_schema::<RefundFailed>(event_type),
+        EventType::ReleaseFailed => envelope_schema::<ReleaseFailed>(event_type),
         EventType::AccountUpdated => envelope_schema::<AccountUpdated>(event_type),
         EventType::AccountUpdateFailed => envelope_schema::<AccountUpdateFailed>(event_type),
         EventType::FareCollected => envelope_schema::<FareCollected>(event_type),

@@ -167,7 +167,7 @@ mod tests {
         assert_eq!(Topic::FareOutcomes.retention_ms(), 604_800_000);
         assert_eq!(Topic::AccountingDlq.retention_ms(), 2_592_000_000);
         assert!(Topic::PaymentDlq.event_types().is_empty());
-        assert_eq!(Topic::PaymentEvents.event_types().len(), 8);
+        assert_eq!(Topic::PaymentEvents.event_types().len(), 9);
         let covered: usize = Topic::ALL.iter().map(|t| t.event_types().len()).sum();
         assert_eq!(covered, EventType::ALL.len());
     }

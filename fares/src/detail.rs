@@ -53,6 +53,13 @@ pub fn describe(data: &EventData) -> String {
             d.reason,
             d.charge_id
         ),
+        EventData::ReleaseFailed(d) => format!(
+            "{} hold NOT released after {}: {} (authorisation {})",
+            format_amount(d.amount_minor, d.currency),
+            attempts(d.attempts),
+            d.reason,
+            d.authorisation_id
+        ),
         EventData::AccountUpdated(d) => format!(
             "{} credited to customer {} (ledger entry {}, balance {})",
             format_amount(d.amount_minor, d.currency),

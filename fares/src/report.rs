@@ -143,8 +143,8 @@ pub fn status_line(fare: &Value) -> String {
         "needs_attention" => format!("NEEDS ATTENTION: {reason} — compensations: {compensations}"),
         "refunding" => format!(
             "in progress: refunding ({reason}); the gateway refused {} refund attempt(s), next attempt at {}",
-            fare.get("refund_attempts").and_then(Value::as_i64).unwrap_or(0),
-            text(fare, "next_refund_at").unwrap_or("unknown")
+            fare.get("compensation_attempts").and_then(Value::as_i64).unwrap_or(0),
+            text(fare, "next_compensation_at").unwrap_or("unknown")
         ),
         other => format!("in progress: {other} (no outcome yet)"),
     }
@@ -252,7 +252,7 @@ mod tests {
     #[test]
     fn a_refund_waiting_for_its_next_attempt() {
         let refunding = json!({"status": "refunding", "failure_reason": "ledger update failed: closed",
-            "refund_attempts": 2, "next_refund_at": "2026-11-27T09:00:00Z"});
+            "compensation_attempts": 2, "next_compensation_at": "2026-11-27T09:00:00Z"});
         assert_eq!(
             status_line(&refunding),
             "in progress: refunding (ledger update failed: closed); the gateway refused 2 refund attempt(s), next attempt at 2026-11-27T09:00:00Z"

@@ -22,7 +22,7 @@ pub enum FareStatus {
     Charged,
     ChargeFailed,
     PreAuthReleased,
-    /// The gateway refused a refund; it is retried later (`refund_attempts`, `next_refund_at`).
+    /// The gateway refused a refund; it is retried later (`compensation_attempts`, `next_compensation_at`).
     Refunding,
     Refunded,
     RefundFailed,
@@ -99,9 +99,9 @@ pub struct Fare {
     pub refund_id: Option<String>,
     pub failure_reason: Option<String>,
     pub compensations: Vec<Compensation>,
-    pub refund_attempts: i32,
+    pub compensation_attempts: i32,
     #[serde(with = "time::serde::rfc3339::option")]
-    pub next_refund_at: Option<OffsetDateTime>,
+    pub next_compensation_at: Option<OffsetDateTime>,
     #[serde(skip)]
     pub compensation_cause: Option<Uuid>,
     #[serde(with = "time::serde::rfc3339")]
@@ -179,8 +179,8 @@ struct FareRow {
     refund_id: Option<String>,
     failure_reason: Option<String>,
     compensations: Vec<String>,
-    refund_attempts: i32,
-    next_refund_at: Option<OffsetDateTime>,
+    compensation_attempts: i32,
+    next_compensation_at: Option<OffsetDateTime>,
     compensation_cause: Option<Uuid>,
     created_at: OffsetDateTime,
     updated_at: OffsetDateTime,
@@ -207,8 +207,8 @@ fn from_row(row: FareRow) -> Result<Fare, sqlx::Error> {
             .iter()
             .map(|c| compensation_from_str(c).ok_or_else(|| decode("compensation")))
             .collect::<Result<_, _>>()?,
-        refund_attempts: row.refund_attempts,
-        next_refund_at: row.next_refund_at,
+        compensation_attempts: row.compensation_attempts,
+        next_compensation_at: row.next_compensation_at,
         compensation_cause: row.compensation_cause,
         created_at: row.created_at,
         updated_at: row.updated_at,
@@ -245,7 +245,7 @@ pub async fn find_for_update(
         FareRow,
         "SELECT fare_id, request_event_id, correlation_id, request_fingerprint, customer_id, \
          amount_minor, currency, status, authorisation_id, charge_id, refund_id, failure_reason, \
-         compensations, refund_attempts, next_refund_at, compensation_cause, created_at, updated_at \
+         compensations, compensation_attempts, next_compensation_at, compensation_cause, created_at, updated_at \
          FROM fares WHERE fare_id = $1 FOR UPDATE",
         fare_id.as_str()
     )
@@ -260,7 +260,7 @@ pub async fn find(conn: &mut PgConnection, fare_id: &FareId) -> sqlx::Result<Opt
         FareRow,
         "SELECT fare_id, request_event_id, correlation_id, request_fingerprint, customer_id, \
          amount_minor, currency, status, authorisation_id, charge_id, refund_id, failure_reason, \
-         compensations, refund_attempts, next_refund_at, compensation_cause, created_at, updated_at \
+         compensations, compensation_attempts, next_compensation_at, compensation_cause, created_at, updated_at \
          FROM fares WHERE fare_id = $1",
         fare_id.as_str()
     )
@@ -301,7 +301,7 @@ pub async fn save(conn: &mut PgConnection, fare: &Fare) -> sqlx::Result<()> {
     let compensations = compensation_names(&fare.compensations);
     sqlx::query!(
         "UPDATE fares SET status = $2, authorisation_id = $3, charge_id = $4, refund_id = $5, \
-         failure_reason = $6, compensations = $7, refund_attempts = $8, next_refund_at = $9, \
+         failure_reason = $6, compensations = $7, compensation_attempts = $8, next_compensation_at = $9, \
          compensation_cause = $10, updated_at = now() WHERE fare_id = $1",
         fare.fare_id.as_str(),
         fare.status.as_str(),
@@ -310,8 +310,8 @@ pub async fn save(conn: &mut PgConnection, fare: &Fare) -> sqlx::Result<()> {
         fare.refund_id.as_deref(),
         fare.failure_reason.as_deref(),
         &compensations,
-        fare.refund_attempts,
-        fare.next_refund_at,
+        fare.compensation_attempts,
+        fare.next_compensation_at,
         fare.compensation_cause,
     )
     .execute(conn)
@@ -322,8 +322,8 @@ pub async fn save(conn: &mut PgConnection, fare: &Fare) -> sqlx::Result<()> {
 /// Up to `limit` fares whose refund is due for another attempt, the longest waiting first.
 pub async fn due_refunds(conn: &mut PgConnection, limit: i64) -> sqlx::Result<Vec<FareId>> {
     let ids = sqlx::query_scalar!(
-        "SELECT fare_id FROM fares WHERE status = 'refunding' AND next_refund_at <= now() \
-         ORDER BY next_refund_at LIMIT $1",
+        "SELECT fare_id FROM fares WHERE status = 'refunding' AND next_compensation_at <= now() \
+         ORDER BY next_compensation_at LIMIT $1",
         limit
     )
     .fetch_all(conn)
@@ -338,7 +338,7 @@ pub async fn postpone_refund(
     by_secs: i32,
 ) -> sqlx::Result<()> {
     sqlx::query!(
-        "UPDATE fares SET next_refund_at = now() + make_interval(secs => $2) \
+        "UPDATE fares SET next_compensation_at = now() + make_interval(secs => $2) \
          WHERE fare_id = $1 AND status = 'refunding'",
         fare_id.as_str(),
         f64::from(by_secs),

@@ -42,13 +42,13 @@ pub async fn attempt<G: PaymentGateway>(
     let charge_id = fare.charge_id.clone().unwrap_or_default();
     let call = charge.gateway_call(&fare.fare_id, &charge_id);
     let answer = saga.call_gateway(Operation::Refund, &call).await?;
-    fare.refund_attempts += 1;
-    let attempts = u32::try_from(fare.refund_attempts).unwrap_or(u32::MAX);
+    fare.compensation_attempts += 1;
+    let attempts = u32::try_from(fare.compensation_attempts).unwrap_or(u32::MAX);
     let data = match answer {
         Ok(refund_id) => {
             fare.status = FareStatus::Refunded;
             fare.refund_id = Some(refund_id.clone());
-            fare.next_refund_at = None;
+            fare.next_compensation_at = None;
             fare.add_compensation(Compensation::PaymentRefunded);
             Some(EventData::PaymentRefunded(PaymentRefunded {
                 customer_id: charge.customer_id,
@@ -62,7 +62,7 @@ pub async fn attempt<G: PaymentGateway>(
         Err(reason) if attempts >= saga.policy.refund_attempts => {
             tracing::error!(fare_id = %fare.fare_id, attempts, reason, "refund failed after its retry budget; fare needs attention");
             fare.status = FareStatus::RefundFailed;
-            fare.next_refund_at = None;
+            fare.next_compensation_at = None;
             Some(EventData::RefundFailed(RefundFailed {
                 customer_id: charge.customer_id,
                 amount_minor: charge.amount_minor,
@@ -75,7 +75,7 @@ pub async fn attempt<G: PaymentGateway>(
         Err(reason) => {
             let delay = saga.policy.compensation_backoff.delay(attempts);
             tracing::warn!(fare_id = %fare.fare_id, attempts, reason, retry_in = ?delay, "refund refused, will retry");
-            fare.next_refund_at = Some(OffsetDateTime::now_utc() + delay);
+            fare.next_compensation_at = Some(OffsetDateTime::now_utc() + delay);
             None
         }
     };

@@ -1,4 +1,5 @@
--- Cluster-wide login roles of the two services. Idempotent; run as the admin superuser
+-- Cluster-wide login roles of the two services, and of the auditor (`fares audit`), which
+-- may read both schemas and write nothing. Idempotent; run as the admin superuser
 -- (wildrydes_admin) by scripts/stack, and by docker-compose's postgres entrypoint as
 -- /docker-entrypoint-initdb.d/01-roles.sql. Per-database objects are in schemas.sql.
 --
@@ -33,3 +34,18 @@ ALTER ROLE accounting_service
     LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS
     PASSWORD 'accounting_service';
 ALTER ROLE accounting_service SET search_path = accounting;
+
+-- `fares audit` reads both services' state to check SPEC §6; it never writes (read-only
+-- transactions by default, and only SELECT granted in schemas.sql).
+DO $$
+BEGIN
+    CREATE ROLE wildrydes_auditor;
+EXCEPTION WHEN duplicate_object THEN
+    NULL;
+END
+$$;
+
+ALTER ROLE wildrydes_auditor
+    LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS
+    PASSWORD 'wildrydes_auditor';
+ALTER ROLE wildrydes_auditor SET default_transaction_read_only = on;

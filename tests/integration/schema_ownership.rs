@@ -81,7 +81,42 @@ async fn neither_service_role_can_touch_the_other_schema() -> anyhow::Result<()>
         (true, true)
     );
 
-    for pool in [payment, accounting, admin] {
+    // The auditor reads both schemas, and writes nothing anywhere.
+    let auditor = env
+        .database
+        .role_pool("wildrydes_auditor", "payment")
+        .await?;
+    sqlx::query("SELECT count(*) FROM payment.fares, accounting.ledger_entries")
+        .execute(&auditor)
+        .await?;
+    for write in [
+        "INSERT INTO accounting.accounts (customer_id, currency) VALUES ('x', 'USD')",
+        "DELETE FROM payment.outbox",
+        "CREATE TABLE payment.intruder (id int)",
+        "CREATE TABLE public.intruder (id int)",
+    ] {
+        let mut tx = auditor.begin().await?;
+        sqlx::query("SET TRANSACTION READ WRITE")
+            .execute(&mut *tx)
+            .await?;
+        match sqlx::query(write).execute(&mut *tx).await {
+            Ok(_) => panic!("the auditor could `{write}`"),
+            Err(sqlx::Error::Database(error)) => assert_eq!(
+                error.code().as_deref(),
+                Some(INSUFFICIENT_PRIVILEGE),
+                "`{write}`: {error}"
+            ),
+            Err(other) => panic!("`{write}`: {other}"),
+        }
+    }
+    for schema in ["payment", "accounting"] {
+        assert_eq!(
+            privileges(&admin, "wildrydes_auditor", schema).await?,
+            (true, false)
+        );
+    }
+
+    for pool in [payment, accounting, admin, auditor] {
         pool.close().await;
     }
     env.teardown().await

@@ -190,7 +190,7 @@ fn card_numbers_are_refused_and_never_echoed() {
 }
 
 #[test]
-fn envelope_problems_are_decode_errors() {
+fn only_a_message_without_json_or_fare_id_is_a_decode_error() {
     assert!(matches!(
         ReceivedFareRequest::parse(b"not json"),
         Err(DecodeError::NotJson(_))
@@ -200,51 +200,70 @@ fn envelope_problems_are_decode_errors() {
         Err(DecodeError::NotJson(_))
     ));
     let mut v = minimal();
-    v.as_object_mut().unwrap().remove("event_type");
-    assert_eq!(
-        parse(&v).unwrap_err(),
-        DecodeError::MissingField("event_type")
-    );
+    v.as_object_mut().unwrap().remove("fare_id");
+    assert_eq!(parse(&v).unwrap_err(), DecodeError::MissingField("fare_id"));
     let mut v = minimal();
-    v["event_type"] = json!("FareRequest");
-    assert_eq!(
-        parse(&v).unwrap_err(),
-        DecodeError::UnknownEventType("FareRequest".into())
-    );
-    let mut v = minimal();
-    v["event_type"] = json!("PreAuthorised");
+    v["fare_id"] = json!("wr 563");
     assert!(matches!(
         parse(&v),
         Err(DecodeError::InvalidField {
-            field: "event_type",
+            field: "fare_id",
             ..
         })
     ));
-    let mut v = minimal();
-    v["schema_version"] = json!(2);
-    assert_eq!(
-        parse(&v).unwrap_err(),
-        DecodeError::UnsupportedSchemaVersion(2)
-    );
-    let mut v = minimal();
-    v.as_object_mut().unwrap().remove("fare_id");
-    assert_eq!(parse(&v).unwrap_err(), DecodeError::MissingField("fare_id"));
-    for (field, value) in [
-        ("fare_id", json!("wr 563")),
-        ("event_id", json!("x")),
-        ("causation_id", json!("x")),
-        ("correlation_id", json!(12)),
-        ("occurred_at", json!("tomorrow")),
-    ] {
+}
+
+/// SPEC §4: a request with a valid fare_id gets an outcome whatever else is wrong with it, so
+/// a malformed envelope is a list of problems, not a dead letter.
+#[test]
+fn envelope_problems_are_problems_of_the_fare() {
+    let cases: Vec<(&str, Value, &str)> = vec![
+        ("event_type", Value::Null, "missing field event_type"),
+        ("event_type", json!("FareRequest"), "unknown event_type"),
+        ("event_type", json!("PreAuthorised"), "not PreAuthorised"),
+        ("schema_version", json!(2), "unsupported schema_version 2"),
+        ("schema_version", json!("one"), "invalid schema_version"),
+        ("event_id", json!("x"), "invalid event_id"),
+        ("causation_id", json!("x"), "invalid causation_id"),
+        ("correlation_id", json!(12), "invalid correlation_id"),
+        ("occurred_at", json!("tomorrow"), "invalid occurred_at"),
+    ];
+    for (field, value, expect) in cases {
         let mut v = minimal();
-        v[field] = value;
-        match parse(&v) {
-            Err(DecodeError::InvalidField { field: f, .. }) => assert_eq!(f, field),
-            other => panic!("{field}: {other:?}"),
+        v[field] = value.clone();
+        if value.is_null() {
+            v.as_object_mut().unwrap().remove(field);
+        }
+        let r = parse(&v).unwrap_or_else(|e| panic!("{field}={value}: {e}"));
+        let found = r.request.clone().unwrap_err();
+        assert_eq!(found.len(), 1, "{field}={value}: {found:?}");
+        assert!(found[0].contains(expect), "{field}={value}: {found:?}");
+        assert_eq!(r.fare_id.as_str(), "wr_563");
+        assert_eq!(
+            r.raw_data,
+            minimal()["data"],
+            "the data is still read for duplicate comparison"
+        );
+        if field == "event_id" {
+            assert_eq!(
+                r.event_id,
+                derived_event_id(&r.fare_id, &r.raw_data),
+                "a malformed event_id is replaced as if absent"
+            );
         }
     }
     let mut v = minimal();
+    v["event_id"] = json!("x");
+    v["data"]["amount_minor"] = json!(0);
+    let found = parse(&v).unwrap().request.unwrap_err();
+    assert_eq!(found.len(), 2, "envelope and data problems: {found:?}");
+    assert!(found[0].contains("event_id") && found[1].starts_with("data.amount_minor"));
+
+    let mut v = minimal();
     v["schema_version"] = Value::Null;
     v["event_id"] = Value::Null;
-    assert!(parse(&v).is_ok(), "null optional fields count as absent");
+    assert!(
+        parse(&v).unwrap().is_valid(),
+        "null optional fields count as absent"
+    );
 }
