@@ -92,13 +92,16 @@ pub fn bootstrap_servers() -> String {
     std::env::var("KAFKA_BOOTSTRAP_SERVERS").unwrap_or_else(|_| "localhost:9092".to_owned())
 }
 
-/// Retries fast enough for tests: the markers' refund budget is spent in well under a second.
+/// The compensation budget of the tests: a refused release or refund is given up after it.
+pub const TEST_COMPENSATION_BUDGET: Duration = Duration::from_secs(1);
+
+/// Retries fast enough for tests: a compensation is given up after a second of refusals.
 pub fn fast_retry_policy() -> RetryPolicy {
     RetryPolicy {
         gateway_attempts: 20,
         gateway_backoff: Backoff::new(Duration::from_millis(2), Duration::from_millis(50)),
-        refund_attempts: 3,
-        compensation_backoff: Backoff::new(Duration::from_millis(5), Duration::from_millis(20)),
+        compensation_budget: TEST_COMPENSATION_BUDGET,
+        compensation_backoff: Backoff::new(Duration::from_millis(20), Duration::from_millis(100)),
     }
 }
 
@@ -136,6 +139,7 @@ impl TestEnv {
             bootstrap_servers: bootstrap_servers(),
             topic_suffix: format!(".test-{tag}"),
             replication_factor: 1,
+            max_poll_interval: Duration::from_secs(300),
         };
         let names = TopicNames::new(kafka.topic_suffix.clone());
         kafka::ensure_topics(&kafka.bootstrap_servers, &names, 1)
@@ -205,10 +209,24 @@ impl TestEnv {
     pub async fn start_services(&mut self) -> anyhow::Result<()> {
         self.start_payment_with(self.payment_config()).await?;
         self.start_accounting().await?;
+        self.wait_until_healthy().await
+    }
+
+    /// Waits until every service this test started answers 200 on `/health`.
+    pub async fn wait_until_healthy(&self) -> anyhow::Result<()> {
         for service in &self.services {
             wait_healthy(&service.url("/health")).await?;
         }
         Ok(())
+    }
+
+    /// The `/health` answers of every running instance of `name`.
+    pub async fn health_of(&self, name: &str) -> anyhow::Result<Vec<serde_json::Value>> {
+        let mut answers = Vec::new();
+        for service in self.services.iter().filter(|s| s.name == name) {
+            answers.push(reqwest::get(service.url("/health")).await?.json().await?);
+        }
+        Ok(answers)
     }
 
     /// The address of a running service's read API.
@@ -301,12 +319,59 @@ impl TestEnv {
         Ok(())
     }
 
-    /// Stops the services, deletes the topics and drops the database.
-    pub async fn teardown(mut self) -> anyhow::Result<()> {
+    /// Stops the services this test started (cleanly).
+    pub async fn stop_services(&mut self) -> anyhow::Result<()> {
         for service in self.services.drain(..) {
             service.stop().await?;
         }
+        Ok(())
+    }
+
+    /// Deletes this test's topics and creates them again, empty, as after a broker reset with
+    /// the database kept; the recorder starts over on the new topics. Stop the services first.
+    pub async fn recreate_topics(&mut self) -> anyhow::Result<()> {
         self.recorder.stop().await;
+        self.delete_topics().await?;
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            match kafka::ensure_topics(&self.kafka.bootstrap_servers, &self.names, 1).await {
+                Ok(()) if self.topics_are_empty()? => break,
+                // The deletion is still going on: the topics are not created anew yet.
+                Ok(()) | Err(_) if tokio::time::Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                other => {
+                    other?;
+                    anyhow::bail!("the test topics were not recreated empty within 60 s");
+                }
+            }
+        }
+        self.recorder = Recorder::start(&self.kafka.bootstrap_servers, &self.names)?;
+        Ok(())
+    }
+
+    /// Whether every topic of this test exists with all its partitions, and holds nothing.
+    fn topics_are_empty(&self) -> anyhow::Result<bool> {
+        let consumer: rdkafka::consumer::BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", &self.kafka.bootstrap_servers)
+            .create()?;
+        for (topic, name) in self.names.all() {
+            for partition in 0..topic.partitions() {
+                match rdkafka::consumer::Consumer::fetch_watermarks(
+                    &consumer,
+                    &name,
+                    partition,
+                    Duration::from_secs(5),
+                ) {
+                    Ok((0, 0)) => {}
+                    _ => return Ok(false),
+                }
+            }
+        }
+        Ok(true)
+    }
+
+    async fn delete_topics(&self) -> anyhow::Result<()> {
         let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
             .set("bootstrap.servers", &self.kafka.bootstrap_servers)
             .create()?;
@@ -315,6 +380,14 @@ impl TestEnv {
         admin
             .delete_topics(&topic_refs, &AdminOptions::new())
             .await?;
+        Ok(())
+    }
+
+    /// Stops the services, deletes the topics and drops the database.
+    pub async fn teardown(mut self) -> anyhow::Result<()> {
+        self.stop_services().await?;
+        self.recorder.stop().await;
+        self.delete_topics().await?;
         self.database.drop().await
     }
 }

@@ -50,8 +50,9 @@ impl ServiceProcess {
                 )
                 .env("PAYMENT_HTTP_ADDR", "127.0.0.1:0")
                 .env("GATEWAY_RETRY_BASE_MS", "2")
-                .env("COMPENSATION_RETRY_BASE_MS", "5")
-                .env("REFUND_MAX_ATTEMPTS", "3"),
+                .env("COMPENSATION_RETRY_BASE_MS", "20")
+                .env("COMPENSATION_RETRY_MAX_MS", "100")
+                .env("COMPENSATION_BUDGET", "1s"),
             _ => command
                 .env(
                     "ACCOUNTING_DATABASE_URL",

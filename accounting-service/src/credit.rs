@@ -4,25 +4,16 @@
 
 use events_schema::{AccountUpdateFailed, AccountUpdated, Charged, Event, EventData};
 use sqlx::PgConnection;
-use transactional_messaging::{inbox, outbox, Consumed, Disposition, HandleError};
+use transactional_messaging::{outbox, Disposition, HandleError};
 
 use crate::ledger::{self, Credit};
 
 pub async fn on_charged(
     conn: &mut PgConnection,
-    message: &Consumed,
     event: &Event,
     charged: &Charged,
 ) -> Result<Disposition, HandleError> {
-    let first = inbox::record_first_delivery(
-        &mut *conn,
-        event.event_id,
-        event.event_type(),
-        &event.fare_id,
-        message,
-    )
-    .await?;
-    if !first || ledger::already_settled(&mut *conn, &event.fare_id).await? {
+    if ledger::already_settled(&mut *conn, &event.fare_id).await? {
         return Ok(Disposition::Ignored);
     }
     let credit = Credit {

@@ -1,4 +1,5 @@
-//! The accounting-service's reaction to `payment-events`: only `Charged` concerns it.
+//! The accounting-service's reaction to `payment-events`: only `Charged` concerns it (the
+//! consumer loop ignores the rest, and has decoded, checked and recorded this one).
 
 use events_schema::{Event, EventData, Topic};
 use sqlx::PgConnection;
@@ -13,16 +14,18 @@ pub const SUBSCRIBED: [Topic; 1] = [Topic::PaymentEvents];
 pub struct AccountingHandler;
 
 impl Handler for AccountingHandler {
-    async fn handle(
+    async fn on_event(
         &self,
         conn: &mut PgConnection,
-        message: &Consumed,
+        _message: &Consumed,
+        event: &Event,
     ) -> Result<Disposition, HandleError> {
-        let event = Event::decode(&message.payload)
-            .map_err(|error| HandleError::Permanent(error.reason()))?;
         match &event.data {
-            EventData::Charged(charged) => credit::on_charged(conn, message, &event, charged).await,
-            _ => Ok(Disposition::Ignored),
+            EventData::Charged(charged) => credit::on_charged(conn, event, charged).await,
+            other => Err(HandleError::Permanent(format!(
+                "accounting-service has no step for {}",
+                other.event_type()
+            ))),
         }
     }
 }

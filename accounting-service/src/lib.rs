@@ -12,14 +12,15 @@ pub mod ledger;
 use std::future::Future;
 use std::net::SocketAddr;
 
+use events_schema::choreography;
 use events_schema::Topic;
-use transactional_messaging::{Service, ServiceIdentity};
+use transactional_messaging::{Service, ServiceIdentity, Task};
 
 pub use config::AccountingConfig;
 
 use crate::handler::AccountingHandler;
 
-pub const SERVICE_NAME: &str = "accounting-service";
+pub const SERVICE_NAME: &str = choreography::Service::Accounting.name();
 /// The schema this service owns.
 pub const SCHEMA: &str = "accounting";
 
@@ -34,9 +35,10 @@ pub struct AccountingService {
 impl AccountingService {
     pub async fn build(config: AccountingConfig) -> anyhow::Result<Self> {
         let identity = ServiceIdentity {
-            name: SERVICE_NAME,
+            service: choreography::Service::Accounting,
             schema: SCHEMA,
             subscribed: handler::SUBSCRIBED.to_vec(),
+            raw_topics: Vec::new(),
             dead_letters: Topic::AccountingDlq,
         };
         let service = Service::connect(
@@ -54,12 +56,23 @@ impl AccountingService {
         self.service.http_addr()
     }
 
-    /// Runs until `shutdown` completes.
+    /// Runs until `shutdown` completes (or one of its tasks ends: then with an error).
     pub async fn run(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
+        self.run_with(Vec::new(), shutdown).await
+    }
+
+    /// As [`AccountingService::run`], with background tasks supervised with the service's.
+    pub async fn run_with(
+        self,
+        tasks: Vec<Task>,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
         let router = api::router(self.service.pool.clone());
-        self.service.run(AccountingHandler, router, shutdown).await
+        self.service
+            .run(AccountingHandler, router, tasks, shutdown)
+            .await
     }
 }

@@ -15,7 +15,7 @@ impl Service {
     pub const ALL: [Service; 2] = [Service::Payment, Service::Accounting];
 
     /// The service's name: also its consumer group (plus the topic suffix) and log name.
-    pub fn name(&self) -> &'static str {
+    pub const fn name(&self) -> &'static str {
         match self {
             Service::Payment => "payment-service",
             Service::Accounting => "accounting-service",

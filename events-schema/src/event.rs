@@ -12,13 +12,14 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use time::OffsetDateTime;
+use uuid::Uuid;
 
 use crate::data::*;
 use crate::envelope;
 use crate::error::DecodeError;
 use crate::event_type::EventType;
 use crate::ids::{EventId, FareId};
-use crate::{card, timestamp};
+use crate::{canonical, card, timestamp};
 
 /// The `schema_version` this build writes and reads.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -166,6 +167,17 @@ impl Event {
     /// The `event_type`, from the data's variant.
     pub fn event_type(&self) -> EventType {
         self.data.event_type()
+    }
+
+    /// What the event says, whatever its envelope: a UUIDv5 of its type and canonical `data`.
+    /// Two deliveries of one event have the same fingerprint; an `event_id` reused for other
+    /// content does not (SPEC §3).
+    pub fn fingerprint(&self) -> Uuid {
+        /// The UUIDv5 namespace of event fingerprints.
+        const NAMESPACE: Uuid = Uuid::from_u128(0x8f1c_5b2a_77d4_4e0b_a3c6_19e2_d05f_6b84);
+        let data = serde_json::to_value(&self.data).unwrap_or_default();
+        let name = format!("{}\n{}", self.event_type(), canonical::to_string(&data));
+        Uuid::new_v5(&NAMESPACE, name.as_bytes())
     }
 
     /// Strict decode of a full envelope (all SPEC §3 fields required; `null` counts as

@@ -81,6 +81,13 @@ fn check_id(what: &'static str, s: &str) -> Result<(), InvalidId> {
             ),
         ));
     }
+    // An id travels in every event and Kafka key of its saga: it must never be card data.
+    if crate::card::has_card_number(s.as_bytes()) {
+        return Err(InvalidId::new(
+            what,
+            "is a raw card number; ids must not carry card data".to_owned(),
+        ));
+    }
     Ok(())
 }
 
@@ -267,6 +274,19 @@ mod tests {
         assert_eq!(ok.len(), 64);
         assert_eq!(FareId::parse(&ok).unwrap().as_str(), ok);
         assert_eq!(FareId::parse("wr_563").unwrap().to_string(), "wr_563");
+        for card in [
+            "4111111111111111",
+            "4111-1111-1111-1111",
+            "wr_4111111111111111",
+        ] {
+            let e = FareId::parse(card).unwrap_err();
+            assert!(e.problem().contains("card number"), "{card}: {e}");
+            assert!(
+                !e.to_string().contains("1111"),
+                "the value is not echoed: {e}"
+            );
+        }
+        assert!(FareId::parse("4111111111111112").is_ok(), "not Luhn-valid");
     }
 
     #[test]

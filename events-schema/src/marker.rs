@@ -1,5 +1,7 @@
 //! The workshop's failure markers (SPEC §5): the ending of a `customer_id` forces a failure
-//! in the simulated payment gateway or in the accounting ledger.
+//! in the simulated payment gateway or in the accounting ledger. Two endings go beyond the
+//! workshop: `_fail_charge_fail_release` (every release of the hold is refused, the path to
+//! `ReleaseFailed`) and `_slow_gateway` (SPEC §5: the pre-authorisation answers late).
 
 use crate::ids::CustomerId;
 
@@ -16,16 +18,23 @@ pub enum FailureMarker {
     FailCredit,
     /// `_fail_credit_fail_refund`: as `FailCredit`, and every refund attempt fails.
     FailCreditFailRefund,
+    /// `_fail_charge_fail_release`: as `FailCharge`, and every release attempt fails.
+    FailChargeFailRelease,
+    /// `_slow_gateway`: the gateway answers the pre-authorisation late (`GATEWAY_SLOW_MS`),
+    /// then as for success.
+    SlowGateway,
 }
 
 impl FailureMarker {
     /// Every marker, `None` first.
-    pub const ALL: [FailureMarker; 5] = [
+    pub const ALL: [FailureMarker; 7] = [
         FailureMarker::None,
         FailureMarker::FailAuth,
         FailureMarker::FailCharge,
         FailureMarker::FailCredit,
         FailureMarker::FailCreditFailRefund,
+        FailureMarker::FailChargeFailRelease,
+        FailureMarker::SlowGateway,
     ];
 
     /// The marker carried by `customer_id`'s ending.
@@ -39,8 +48,10 @@ impl FailureMarker {
 
     /// As [`FailureMarker::of`], on unvalidated text.
     pub fn of_str(customer_id: &str) -> FailureMarker {
-        const BY_LENGTH: [FailureMarker; 4] = [
+        const BY_LENGTH: [FailureMarker; 6] = [
+            FailureMarker::FailChargeFailRelease,
             FailureMarker::FailCreditFailRefund,
+            FailureMarker::SlowGateway,
             FailureMarker::FailCharge,
             FailureMarker::FailCredit,
             FailureMarker::FailAuth,
@@ -59,6 +70,8 @@ impl FailureMarker {
             FailureMarker::FailCharge => Some("_fail_charge"),
             FailureMarker::FailCredit => Some("_fail_credit"),
             FailureMarker::FailCreditFailRefund => Some("_fail_credit_fail_refund"),
+            FailureMarker::FailChargeFailRelease => Some("_fail_charge_fail_release"),
+            FailureMarker::SlowGateway => Some("_slow_gateway"),
         }
     }
 
@@ -69,7 +82,25 @@ impl FailureMarker {
 
     /// Whether the gateway must decline the capture.
     pub fn fails_charge(&self) -> bool {
-        matches!(self, FailureMarker::FailCharge)
+        matches!(
+            self,
+            FailureMarker::FailCharge | FailureMarker::FailChargeFailRelease
+        )
+    }
+
+    /// Whether every release of the hold must fail.
+    pub fn fails_release(&self) -> bool {
+        matches!(self, FailureMarker::FailChargeFailRelease)
+    }
+
+    /// Whether a fare of this customer ends collected.
+    pub fn collects(&self) -> bool {
+        matches!(self, FailureMarker::None | FailureMarker::SlowGateway)
+    }
+
+    /// Whether the gateway answers the pre-authorisation late.
+    pub fn is_slow(&self) -> bool {
+        matches!(self, FailureMarker::SlowGateway)
     }
 
     /// Whether the accounting ledger must refuse the credit.
@@ -104,6 +135,11 @@ mod tests {
             FailureMarker::FailCreditFailRefund
         );
         assert_eq!(marker("3"), FailureMarker::None);
+        assert_eq!(
+            marker("7_fail_charge_fail_release"),
+            FailureMarker::FailChargeFailRelease
+        );
+        assert_eq!(marker("7_slow_gateway"), FailureMarker::SlowGateway);
     }
 
     #[test]
@@ -142,6 +178,10 @@ mod tests {
         assert!(!FailureMarker::FailCredit.fails_refund());
         assert!(FailureMarker::FailAuth.fails_auth());
         assert!(FailureMarker::FailCharge.fails_charge());
+        assert!(FailureMarker::FailChargeFailRelease.fails_charge());
+        assert!(FailureMarker::FailChargeFailRelease.fails_release());
+        assert!(!FailureMarker::FailCharge.fails_release());
+        assert!(FailureMarker::SlowGateway.is_slow());
         assert!(!FailureMarker::None.fails_credit());
     }
 }

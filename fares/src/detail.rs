@@ -232,6 +232,18 @@ mod tests {
                 "20.00 USD NOT refunded after 5 attempts: gateway refused (charge ch_1)",
             ),
             (
+                ReleaseFailed {
+                    customer_id: customer(),
+                    amount_minor: 2000,
+                    currency: usd(),
+                    authorisation_id: "auth_1".into(),
+                    attempts: 9,
+                    reason: "release refused".into(),
+                }
+                .into(),
+                "20.00 USD hold NOT released after 9 attempts: release refused (authorisation auth_1)",
+            ),
+            (
                 AccountUpdated {
                     customer_id: customer(),
                     amount_minor: 2000,

@@ -3,7 +3,7 @@
 
 use events_schema::{ChargeFailed, Charged, Event, EventData};
 use sqlx::PgConnection;
-use transactional_messaging::{outbox, Consumed, Disposition, HandleError};
+use transactional_messaging::{outbox, Disposition, HandleError};
 
 use crate::fare::{self, FareStatus};
 use crate::gateway::{Operation, PaymentGateway};
@@ -12,11 +12,9 @@ use crate::saga::{begin_step, Saga};
 pub async fn on_pre_authorised<G: PaymentGateway>(
     saga: &Saga<G>,
     conn: &mut PgConnection,
-    message: &Consumed,
     event: &Event,
 ) -> Result<Disposition, HandleError> {
-    let Some(mut fare) = begin_step(&mut *conn, message, event, FareStatus::PreAuthorised).await?
-    else {
+    let Some(mut fare) = begin_step(&mut *conn, event, FareStatus::PreAuthorised).await? else {
         return Ok(Disposition::Ignored);
     };
     let charge = fare.charge()?;

@@ -1,78 +1,127 @@
 //! The compensations (SPEC §4 rows 4 and 6): release the pre-authorisation after a failed
-//! capture, refund the charge after a failed ledger update. Both are retried until they
-//! succeed (forward recovery); a refund the gateway keeps refusing past its budget emits
-//! `RefundFailed` and leaves the fare for an operator — never silently dropped
-//! (see [`crate::refund`]).
+//! capture, refund the charge after a failed ledger update.
+//!
+//! The consumer only *starts* a compensation: in the transaction of `ChargeFailed` or
+//! `AccountUpdateFailed`, the fare moves to `releasing` or `refunding`, due at once, to be
+//! given up after the compensation budget (`COMPENSATION_BUDGET`, database clock). The
+//! attempts themselves are made by the [`compensator`](crate::compensator), off the consumer's
+//! path, so that a gateway that keeps refusing one fare's compensation holds up no other fare.
 
-use events_schema::{Compensation, Event, EventData, PreAuthReleased};
+use events_schema::{Compensation, Event, EventData};
 use sqlx::PgConnection;
-use transactional_messaging::{outbox, Consumed, Disposition, HandleError};
+use transactional_messaging::{Disposition, HandleError};
 
-use crate::fare::{self, FareStatus};
+use crate::fare::{self, Fare, FareStatus};
 use crate::gateway::{Operation, PaymentGateway};
-use crate::refund;
 use crate::saga::{begin_step, Saga};
 
-/// `ChargeFailed` → release the hold → `PreAuthReleased`.
+/// What each of the two compensations is made of.
+pub trait CompensationSteps {
+    /// The status while it is attempted.
+    fn pending(&self) -> FareStatus;
+    /// The status once it succeeded.
+    fn done(&self) -> FareStatus;
+    /// The status once its budget was spent.
+    fn given_up(&self) -> FareStatus;
+    /// The gateway operation it makes.
+    fn operation(&self) -> Operation;
+}
+
+impl CompensationSteps for Compensation {
+    fn pending(&self) -> FareStatus {
+        match self {
+            Compensation::PreAuthReleased => FareStatus::Releasing,
+            Compensation::PaymentRefunded => FareStatus::Refunding,
+        }
+    }
+
+    fn done(&self) -> FareStatus {
+        match self {
+            Compensation::PreAuthReleased => FareStatus::PreAuthReleased,
+            Compensation::PaymentRefunded => FareStatus::Refunded,
+        }
+    }
+
+    fn given_up(&self) -> FareStatus {
+        match self {
+            Compensation::PreAuthReleased => FareStatus::ReleaseFailed,
+            Compensation::PaymentRefunded => FareStatus::RefundFailed,
+        }
+    }
+
+    fn operation(&self) -> Operation {
+        match self {
+            Compensation::PreAuthReleased => Operation::Release,
+            Compensation::PaymentRefunded => Operation::Refund,
+        }
+    }
+}
+
+/// The compensation a fare in `status` is waiting for, if any.
+pub fn pending_in(status: FareStatus) -> Option<Compensation> {
+    [Compensation::PreAuthReleased, Compensation::PaymentRefunded]
+        .into_iter()
+        .find(|c| c.pending() == status)
+}
+
+/// `ChargeFailed` → release the hold.
 pub async fn on_charge_failed<G: PaymentGateway>(
     saga: &Saga<G>,
     conn: &mut PgConnection,
-    message: &Consumed,
     event: &Event,
 ) -> Result<Disposition, HandleError> {
-    let Some(mut fare) = begin_step(&mut *conn, message, event, FareStatus::ChargeFailed).await?
-    else {
+    let Some(mut fare) = begin_step(&mut *conn, event, FareStatus::ChargeFailed).await? else {
         return Ok(Disposition::Ignored);
     };
-    let charge = fare.charge()?;
-    let authorisation_id = fare.authorisation_id.clone().unwrap_or_default();
-    let call = charge.gateway_call(&fare.fare_id, &authorisation_id);
-    let mut attempt = 0;
-    loop {
-        attempt += 1;
-        match saga.call_gateway(Operation::Release, &call).await? {
-            Ok(_) => break,
-            // A release is never given up: past the budget the message is retried later.
-            Err(reason) if attempt >= saga.policy.refund_attempts => {
-                return Err(HandleError::Retryable(anyhow::anyhow!(
-                    "release of fare {} refused {attempt} times: {reason}",
-                    fare.fare_id
-                )))
-            }
-            Err(_) => saga.policy.compensation_backoff.sleep(attempt).await,
-        }
-    }
-    fare.status = FareStatus::PreAuthReleased;
-    fare.add_compensation(Compensation::PreAuthReleased);
-    fare::save(&mut *conn, &fare).await?;
-    let data = EventData::PreAuthReleased(PreAuthReleased {
-        customer_id: charge.customer_id,
-        amount_minor: charge.amount_minor,
-        currency: charge.currency,
-        authorisation_id,
-    });
-    outbox::enqueue_events(conn, &[Event::caused_by(event, data)]).await?;
-    Ok(Disposition::Processed)
+    start(saga, conn, &mut fare, Compensation::PreAuthReleased, event).await
 }
 
-/// `AccountUpdateFailed` → refund the charge → `PaymentRefunded`. A refund the gateway
-/// refuses is not retried here, holding up every fare behind it: the fare waits in
-/// `refunding` and [`crate::refund`] tries again with backoff until it succeeds, or emits
-/// `RefundFailed` once the budget is spent.
+/// `AccountUpdateFailed` → refund the charge.
 pub async fn on_account_update_failed<G: PaymentGateway>(
     saga: &Saga<G>,
     conn: &mut PgConnection,
-    message: &Consumed,
     event: &Event,
 ) -> Result<Disposition, HandleError> {
-    let Some(mut fare) = begin_step(&mut *conn, message, event, FareStatus::Charged).await? else {
+    let Some(mut fare) = begin_step(&mut *conn, event, FareStatus::Charged).await? else {
         return Ok(Disposition::Ignored);
     };
     if let EventData::AccountUpdateFailed(failed) = &event.data {
         fare.failure_reason = Some(format!("ledger update failed: {}", failed.reason));
     }
-    fare.status = FareStatus::Refunding;
-    fare.compensation_cause = Some(event.event_id.as_uuid());
-    refund::attempt(saga, conn, &mut fare).await?;
+    start(saga, conn, &mut fare, Compensation::PaymentRefunded, event).await
+}
+
+async fn start<G>(
+    saga: &Saga<G>,
+    conn: &mut PgConnection,
+    fare: &mut Fare,
+    compensation: Compensation,
+    cause: &Event,
+) -> Result<Disposition, HandleError> {
+    fare.status = compensation.pending();
+    fare.compensation_attempts = 0;
+    fare.compensation_cause = Some(cause.event_id.as_uuid());
+    fare::save(&mut *conn, fare).await?;
+    fare::start_compensation(conn, &fare.fare_id, saga.policy.compensation_budget).await?;
     Ok(Disposition::Processed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_compensation_has_its_own_states_and_operation() {
+        for compensation in [Compensation::PreAuthReleased, Compensation::PaymentRefunded] {
+            assert_eq!(pending_in(compensation.pending()), Some(compensation));
+            assert_ne!(compensation.done(), compensation.given_up());
+            assert!(!compensation.done().is_terminal() && !compensation.given_up().is_terminal());
+        }
+        assert_eq!(
+            Compensation::PreAuthReleased.operation(),
+            Operation::Release
+        );
+        assert_eq!(Compensation::PaymentRefunded.operation(), Operation::Refund);
+        assert_eq!(pending_in(FareStatus::Charged), None);
+    }
 }

@@ -3,7 +3,9 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use transactional_messaging::config::{env_or, env_parse, ConfigError, KafkaSettings};
+use transactional_messaging::config::{
+    env_duration, env_or, env_parse, ConfigError, KafkaSettings,
+};
 use transactional_messaging::retry::Backoff;
 
 use crate::gateway::FaultInjection;
@@ -16,7 +18,8 @@ pub struct PaymentConfig {
     pub kafka: KafkaSettings,
     /// `PAYMENT_HTTP_ADDR`, default `127.0.0.1:8081`: health and the read API.
     pub http_addr: SocketAddr,
-    /// `GATEWAY_FAULT_RATE` (0.0–1.0, default 0) and `GATEWAY_LATENCY_MS` (default 0).
+    /// `GATEWAY_FAULT_RATE` (0.0–1.0, default 0), `GATEWAY_LATENCY_MS` (default 0) and
+    /// `GATEWAY_SLOW_MS` (default 30000, the `_slow_gateway` marker's pre-authorisation).
     pub faults: FaultInjection,
     pub retry: RetryPolicy,
 }
@@ -29,6 +32,9 @@ impl PaymentConfig {
                 name: "GATEWAY_FAULT_RATE",
                 reason: "must be between 0.0 and 1.0".to_owned(),
             });
+        }
+        if std::env::var_os("REFUND_MAX_ATTEMPTS").is_some() {
+            tracing::warn!("REFUND_MAX_ATTEMPTS is no longer read: compensations are retried for COMPENSATION_BUDGET (a duration, default 6h)");
         }
         let defaults = RetryPolicy::default();
         Ok(PaymentConfig {
@@ -44,6 +50,7 @@ impl PaymentConfig {
             faults: FaultInjection {
                 rate: fault_rate,
                 latency: Duration::from_millis(env_parse("GATEWAY_LATENCY_MS", 0)?),
+                slow: Duration::from_millis(env_parse("GATEWAY_SLOW_MS", 30_000)?),
             },
             retry: RetryPolicy {
                 gateway_attempts: at_least_one(env_parse(
@@ -54,17 +61,27 @@ impl PaymentConfig {
                     Duration::from_millis(env_parse("GATEWAY_RETRY_BASE_MS", 20)?),
                     defaults.gateway_backoff.max,
                 ),
-                refund_attempts: at_least_one(env_parse(
-                    "REFUND_MAX_ATTEMPTS",
-                    defaults.refund_attempts,
-                )?),
+                compensation_budget: env_duration(
+                    "COMPENSATION_BUDGET",
+                    defaults.compensation_budget,
+                )?,
                 compensation_backoff: Backoff::new(
-                    Duration::from_millis(env_parse("COMPENSATION_RETRY_BASE_MS", 100)?),
-                    defaults.compensation_backoff.max,
+                    Duration::from_millis(env_parse(
+                        "COMPENSATION_RETRY_BASE_MS",
+                        millis(defaults.compensation_backoff.base),
+                    )?),
+                    Duration::from_millis(env_parse(
+                        "COMPENSATION_RETRY_MAX_MS",
+                        millis(defaults.compensation_backoff.max),
+                    )?),
                 ),
             },
         })
     }
+}
+
+fn millis(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
 }
 
 fn at_least_one(attempts: u32) -> u32 {

@@ -2,6 +2,8 @@
 //! gateway references, and for a failed fare the reason and the compensations done.
 //! Repository functions take the caller's transaction; the caller commits.
 
+use std::time::Duration;
+
 use events_schema::{Compensation, Currency, CustomerId, FareId};
 use sqlx::PgConnection;
 use time::OffsetDateTime;
@@ -21,8 +23,13 @@ pub enum FareStatus {
     PreAuthFailed,
     Charged,
     ChargeFailed,
+    /// Releasing the hold after a failed capture: attempted off the consumer's path, retried
+    /// with backoff until it succeeds or its budget (`compensation_deadline`) is spent.
+    Releasing,
     PreAuthReleased,
-    /// The gateway refused a refund; it is retried later (`compensation_attempts`, `next_compensation_at`).
+    /// The release was still refused when its budget was spent.
+    ReleaseFailed,
+    /// Refunding the charge after a failed ledger update, as for `Releasing`.
     Refunding,
     Refunded,
     RefundFailed,
@@ -35,13 +42,15 @@ pub enum FareStatus {
 }
 
 impl FareStatus {
-    const ALL: [FareStatus; 12] = [
+    const ALL: [FareStatus; 14] = [
         FareStatus::Rejected,
         FareStatus::PreAuthorised,
         FareStatus::PreAuthFailed,
         FareStatus::Charged,
         FareStatus::ChargeFailed,
+        FareStatus::Releasing,
         FareStatus::PreAuthReleased,
+        FareStatus::ReleaseFailed,
         FareStatus::Refunding,
         FareStatus::Refunded,
         FareStatus::RefundFailed,
@@ -57,7 +66,9 @@ impl FareStatus {
             FareStatus::PreAuthFailed => "pre_auth_failed",
             FareStatus::Charged => "charged",
             FareStatus::ChargeFailed => "charge_failed",
+            FareStatus::Releasing => "releasing",
             FareStatus::PreAuthReleased => "pre_auth_released",
+            FareStatus::ReleaseFailed => "release_failed",
             FareStatus::Refunding => "refunding",
             FareStatus::Refunded => "refunded",
             FareStatus::RefundFailed => "refund_failed",
@@ -99,9 +110,15 @@ pub struct Fare {
     pub refund_id: Option<String>,
     pub failure_reason: Option<String>,
     pub compensations: Vec<Compensation>,
+    /// Attempts of the pending (or last) compensation.
     pub compensation_attempts: i32,
+    /// When the pending compensation is next attempted (database clock). Written only by the
+    /// scheduling functions below, never by [`save`].
     #[serde(with = "time::serde::rfc3339::option")]
     pub next_compensation_at: Option<OffsetDateTime>,
+    /// When the pending compensation is given up (database clock); as `next_compensation_at`.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub compensation_deadline: Option<OffsetDateTime>,
     #[serde(skip)]
     pub compensation_cause: Option<Uuid>,
     #[serde(with = "time::serde::rfc3339")]
@@ -181,6 +198,7 @@ struct FareRow {
     compensations: Vec<String>,
     compensation_attempts: i32,
     next_compensation_at: Option<OffsetDateTime>,
+    compensation_deadline: Option<OffsetDateTime>,
     compensation_cause: Option<Uuid>,
     created_at: OffsetDateTime,
     updated_at: OffsetDateTime,
@@ -209,6 +227,7 @@ fn from_row(row: FareRow) -> Result<Fare, sqlx::Error> {
             .collect::<Result<_, _>>()?,
         compensation_attempts: row.compensation_attempts,
         next_compensation_at: row.next_compensation_at,
+        compensation_deadline: row.compensation_deadline,
         compensation_cause: row.compensation_cause,
         created_at: row.created_at,
         updated_at: row.updated_at,
@@ -245,7 +264,8 @@ pub async fn find_for_update(
         FareRow,
         "SELECT fare_id, request_event_id, correlation_id, request_fingerprint, customer_id, \
          amount_minor, currency, status, authorisation_id, charge_id, refund_id, failure_reason, \
-         compensations, compensation_attempts, next_compensation_at, compensation_cause, created_at, updated_at \
+         compensations, compensation_attempts, next_compensation_at, compensation_deadline, \
+         compensation_cause, created_at, updated_at \
          FROM fares WHERE fare_id = $1 FOR UPDATE",
         fare_id.as_str()
     )
@@ -260,7 +280,8 @@ pub async fn find(conn: &mut PgConnection, fare_id: &FareId) -> sqlx::Result<Opt
         FareRow,
         "SELECT fare_id, request_event_id, correlation_id, request_fingerprint, customer_id, \
          amount_minor, currency, status, authorisation_id, charge_id, refund_id, failure_reason, \
-         compensations, compensation_attempts, next_compensation_at, compensation_cause, created_at, updated_at \
+         compensations, compensation_attempts, next_compensation_at, compensation_deadline, \
+         compensation_cause, created_at, updated_at \
          FROM fares WHERE fare_id = $1",
         fare_id.as_str()
     )
@@ -296,13 +317,15 @@ pub async fn insert(conn: &mut PgConnection, fare: &Fare) -> sqlx::Result<()> {
     Ok(())
 }
 
-/// Saves the saga progress of a fare loaded with [`find_for_update`].
+/// Saves the saga progress of a fare loaded with [`find_for_update`]. The compensation's
+/// schedule (`next_compensation_at`, `compensation_deadline`) is not written here: only the
+/// functions below set it, from the database's clock.
 pub async fn save(conn: &mut PgConnection, fare: &Fare) -> sqlx::Result<()> {
     let compensations = compensation_names(&fare.compensations);
     sqlx::query!(
         "UPDATE fares SET status = $2, authorisation_id = $3, charge_id = $4, refund_id = $5, \
-         failure_reason = $6, compensations = $7, compensation_attempts = $8, next_compensation_at = $9, \
-         compensation_cause = $10, updated_at = now() WHERE fare_id = $1",
+         failure_reason = $6, compensations = $7, compensation_attempts = $8, \
+         compensation_cause = $9, updated_at = now() WHERE fare_id = $1",
         fare.fare_id.as_str(),
         fare.status.as_str(),
         fare.authorisation_id.as_deref(),
@@ -311,7 +334,6 @@ pub async fn save(conn: &mut PgConnection, fare: &Fare) -> sqlx::Result<()> {
         fare.failure_reason.as_deref(),
         &compensations,
         fare.compensation_attempts,
-        fare.next_compensation_at,
         fare.compensation_cause,
     )
     .execute(conn)
@@ -319,33 +341,77 @@ pub async fn save(conn: &mut PgConnection, fare: &Fare) -> sqlx::Result<()> {
     Ok(())
 }
 
-/// Up to `limit` fares whose refund is due for another attempt, the longest waiting first.
-pub async fn due_refunds(conn: &mut PgConnection, limit: i64) -> sqlx::Result<Vec<FareId>> {
-    let ids = sqlx::query_scalar!(
-        "SELECT fare_id FROM fares WHERE status = 'refunding' AND next_compensation_at <= now() \
-         ORDER BY next_compensation_at LIMIT $1",
-        limit
-    )
-    .fetch_all(conn)
-    .await?;
-    Ok(ids.iter().filter_map(|id| FareId::parse(id).ok()).collect())
-}
-
-/// Moves a refund that could not be attempted (its attempt failed, not the refund) later.
-pub async fn postpone_refund(
+/// Starts the fare's pending compensation: due now, given up `budget` from now.
+pub async fn start_compensation(
     conn: &mut PgConnection,
     fare_id: &FareId,
-    by_secs: i32,
+    budget: Duration,
 ) -> sqlx::Result<()> {
     sqlx::query!(
-        "UPDATE fares SET next_compensation_at = now() + make_interval(secs => $2) \
-         WHERE fare_id = $1 AND status = 'refunding'",
+        "UPDATE fares SET next_compensation_at = now(), \
+         compensation_deadline = now() + make_interval(secs => $2) WHERE fare_id = $1",
         fare_id.as_str(),
-        f64::from(by_secs),
+        budget.as_secs_f64(),
     )
     .execute(conn)
     .await?;
     Ok(())
+}
+
+/// Schedules the next attempt of the fare's pending compensation `after` from now; `None`:
+/// no further attempt (it succeeded or was given up).
+pub async fn schedule_compensation(
+    conn: &mut PgConnection,
+    fare_id: &FareId,
+    after: Option<Duration>,
+) -> sqlx::Result<()> {
+    sqlx::query!(
+        "UPDATE fares SET next_compensation_at = now() + make_interval(secs => $2) \
+         WHERE fare_id = $1",
+        fare_id.as_str(),
+        after.map(|after| after.as_secs_f64()),
+    )
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Whether the budget of the fare's pending compensation is spent (database clock).
+pub async fn compensation_overdue(conn: &mut PgConnection, fare_id: &FareId) -> sqlx::Result<bool> {
+    sqlx::query_scalar!(
+        r#"SELECT COALESCE(compensation_deadline <= now(), true) AS "overdue!" FROM fares
+           WHERE fare_id = $1"#,
+        fare_id.as_str(),
+    )
+    .fetch_one(conn)
+    .await
+}
+
+/// Claims up to `limit` fares whose compensation attempt is due, the longest waiting first:
+/// each one's next attempt moves `lease` later, so that no other retrier (another instance)
+/// attempts it meanwhile; the attempt's outcome then sets the real next time. An attempt that
+/// never reports (a crash) is made again once its lease runs out.
+pub async fn claim_due_compensations(
+    conn: &mut PgConnection,
+    limit: i64,
+    lease: Duration,
+) -> sqlx::Result<Vec<Fare>> {
+    let rows = sqlx::query_as!(
+        FareRow,
+        "UPDATE fares SET next_compensation_at = now() + make_interval(secs => $2) \
+         WHERE fare_id IN (SELECT fare_id FROM fares \
+             WHERE status IN ('releasing', 'refunding') AND next_compensation_at <= now() \
+             ORDER BY next_compensation_at LIMIT $1 FOR UPDATE SKIP LOCKED) \
+         RETURNING fare_id, request_event_id, correlation_id, request_fingerprint, customer_id, \
+         amount_minor, currency, status, authorisation_id, charge_id, refund_id, failure_reason, \
+         compensations, compensation_attempts, next_compensation_at, compensation_deadline, \
+         compensation_cause, created_at, updated_at",
+        limit,
+        lease.as_secs_f64(),
+    )
+    .fetch_all(conn)
+    .await?;
+    rows.into_iter().map(from_row).collect()
 }
 
 /// How many fares are in each status (for the read API and operators).
@@ -397,6 +463,26 @@ mod tests {
             terminal,
             ["rejected", "collected", "failed", "needs_attention"]
         );
+    }
+
+    #[test]
+    fn the_status_check_of_the_latest_migration_lists_every_status() {
+        let migrations = [
+            include_str!("../migrations/0001_payment.sql"),
+            include_str!("../migrations/0002_compensations_in_time.sql"),
+        ];
+        let latest = migrations
+            .iter()
+            .rev()
+            .find_map(|sql| sql.split_once("CHECK (status IN ("))
+            .map(|(_, rest)| rest.split_once("))").unwrap().0)
+            .unwrap();
+        let listed: Vec<&str> = latest
+            .split(',')
+            .map(|name| name.trim().trim_matches('\''))
+            .collect();
+        let statuses: Vec<&str> = FareStatus::ALL.iter().map(FareStatus::as_str).collect();
+        assert_eq!(listed, statuses);
     }
 
     #[test]

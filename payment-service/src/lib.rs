@@ -7,12 +7,12 @@
 pub mod api;
 pub mod capture;
 pub mod compensation;
+pub mod compensator;
 pub mod config;
 pub mod fare;
 pub mod gateway;
 pub mod handler;
 pub mod outcome;
-pub mod refund;
 pub mod registration;
 pub mod saga;
 pub mod timeline;
@@ -21,8 +21,9 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use events_schema::choreography;
 use events_schema::Topic;
-use transactional_messaging::{Service, ServiceIdentity};
+use transactional_messaging::{Service, ServiceIdentity, Task};
 
 pub use config::PaymentConfig;
 
@@ -30,7 +31,7 @@ use crate::gateway::GatewaySimulator;
 use crate::handler::PaymentHandler;
 use crate::saga::Saga;
 
-pub const SERVICE_NAME: &str = "payment-service";
+pub const SERVICE_NAME: &str = choreography::Service::Payment.name();
 /// The schema this service owns.
 pub const SCHEMA: &str = "payment";
 
@@ -46,9 +47,10 @@ pub struct PaymentService {
 impl PaymentService {
     pub async fn build(config: PaymentConfig) -> anyhow::Result<Self> {
         let identity = ServiceIdentity {
-            name: SERVICE_NAME,
+            service: choreography::Service::Payment,
             schema: SCHEMA,
             subscribed: handler::SUBSCRIBED.to_vec(),
+            raw_topics: handler::RAW_TOPICS.to_vec(),
             dead_letters: Topic::PaymentDlq,
         };
         let service = Service::connect(
@@ -66,9 +68,18 @@ impl PaymentService {
         self.service.http_addr()
     }
 
-    /// Runs until `shutdown` completes.
+    /// Runs until `shutdown` completes (or one of its tasks ends: then with an error).
     pub async fn run(
         self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        self.run_with(Vec::new(), shutdown).await
+    }
+
+    /// As [`PaymentService::run`], with more background tasks supervised with the service's.
+    pub async fn run_with(
+        self,
+        mut tasks: Vec<Task>,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let pool = self.service.pool.clone();
@@ -76,19 +87,18 @@ impl PaymentService {
             gateway: GatewaySimulator::new(pool.clone(), self.config.faults),
             policy: self.config.retry,
         });
-        let handler = PaymentHandler::new(saga.clone(), self.service.topic_names().clone());
-        // The refund retrier stops with the service.
-        let (stop, stopped) = tokio::sync::watch::channel(false);
-        let retrier = tokio::spawn(refund::run_retrier(pool.clone(), saga, async move {
-            let mut stopped = stopped;
-            let _ = stopped.wait_for(|stop| *stop).await;
-        }));
-        let shutdown = async move {
-            shutdown.await;
-            let _ = stop.send(true);
-        };
-        let result = self.service.run(handler, api::router(pool), shutdown).await;
-        let _ = retrier.await;
-        result
+        tasks.push(Task::new(
+            "compensator",
+            compensator::run(
+                pool.clone(),
+                saga.clone(),
+                self.service.commit_signal().subscribe(),
+                self.service.stopping(),
+            ),
+        ));
+        let handler = PaymentHandler::new(saga);
+        self.service
+            .run(handler, api::router(pool), tasks, shutdown)
+            .await
     }
 }

@@ -4,7 +4,7 @@
 
 use events_schema::{Event, EventData, FareCollected, FareCollectionFailed};
 use sqlx::PgConnection;
-use transactional_messaging::{outbox, Consumed, Disposition, HandleError};
+use transactional_messaging::{outbox, Disposition, HandleError};
 
 use crate::fare::{self, FareStatus};
 use crate::saga::begin_step;
@@ -12,10 +12,9 @@ use crate::saga::begin_step;
 /// `AccountUpdated` → the fare is collected.
 pub async fn on_account_updated(
     conn: &mut PgConnection,
-    message: &Consumed,
     event: &Event,
 ) -> Result<Disposition, HandleError> {
-    let Some(mut fare) = begin_step(&mut *conn, message, event, FareStatus::Charged).await? else {
+    let Some(mut fare) = begin_step(&mut *conn, event, FareStatus::Charged).await? else {
         return Ok(Disposition::Ignored);
     };
     let charge = fare.charge()?;
@@ -31,10 +30,10 @@ pub async fn on_account_updated(
     Ok(Disposition::Processed)
 }
 
-/// `PreAuthFailed`, `PreAuthReleased`, `PaymentRefunded` or `RefundFailed` → the fare failed.
+/// `PreAuthFailed`, `PreAuthReleased`, `PaymentRefunded`, `RefundFailed` or `ReleaseFailed` →
+/// the fare failed (and needs attention after a compensation given up).
 pub async fn on_saga_failed(
     conn: &mut PgConnection,
-    message: &Consumed,
     event: &Event,
 ) -> Result<Disposition, HandleError> {
     let (expected, terminal) = match &event.data {
@@ -42,6 +41,7 @@ pub async fn on_saga_failed(
         EventData::PreAuthReleased(_) => (FareStatus::PreAuthReleased, FareStatus::Failed),
         EventData::PaymentRefunded(_) => (FareStatus::Refunded, FareStatus::Failed),
         EventData::RefundFailed(_) => (FareStatus::RefundFailed, FareStatus::NeedsAttention),
+        EventData::ReleaseFailed(_) => (FareStatus::ReleaseFailed, FareStatus::NeedsAttention),
         other => {
             return Err(HandleError::Permanent(format!(
                 "{} does not end a saga",
@@ -49,7 +49,7 @@ pub async fn on_saga_failed(
             )))
         }
     };
-    let Some(mut fare) = begin_step(&mut *conn, message, event, expected).await? else {
+    let Some(mut fare) = begin_step(&mut *conn, event, expected).await? else {
         return Ok(Disposition::Ignored);
     };
     let charge = fare.charge()?;
@@ -59,8 +59,11 @@ pub async fn on_saga_failed(
         .failure_reason
         .clone()
         .unwrap_or_else(|| "fare collection failed".to_owned());
-    if needs_attention {
-        reason = format!("{reason}; refund failed after its retry budget: the customer was charged and needs a manual refund");
+    if let Some(what) = needs_attention
+        .then(|| attention_needed(&event.data))
+        .flatten()
+    {
+        reason = format!("{reason}; {what}");
         fare.failure_reason = Some(reason.clone());
     }
     fare::save(&mut *conn, &fare).await?;
@@ -75,4 +78,17 @@ pub async fn on_saga_failed(
     outbox::enqueue_events(conn, &[Event::caused_by(event, data)]).await?;
     tracing::info!(fare_id = %fare.fare_id, status = fare.status.as_str(), "fare collection failed");
     Ok(Disposition::Processed)
+}
+
+/// What an operator must do for a fare whose compensation was given up.
+fn attention_needed(data: &EventData) -> Option<&'static str> {
+    match data {
+        EventData::RefundFailed(_) => Some(
+            "refund failed after its retry budget: the customer was charged and needs a manual refund",
+        ),
+        EventData::ReleaseFailed(_) => Some(
+            "release failed after its retry budget: the hold stays on the card until it is released by hand or expires",
+        ),
+        _ => None,
+    }
 }

@@ -1,14 +1,28 @@
 //! `FareRequested` → register the fare and pre-authorise the card (SPEC §4 rows 1–2), or
-//! register the rejection. A second request for a known `fare_id` never starts a second saga
-//! (SPEC §6.6): identical → ignored, different → dead-lettered as a conflicting duplicate.
+//! register the rejection.
+//!
+//! - A message that is not JSON or has no valid `fare_id` has no saga to answer: dead letter.
+//! - A second request for a known `fare_id` never starts a second saga (SPEC §6.6): identical
+//!   (same data) → ignored, different → dead-lettered as a conflicting duplicate.
+//! - Every other request with a valid, unknown `fare_id` ends in exactly one outcome, whatever
+//!   else is wrong with it: a malformed envelope field, invalid data, an oversized message, or
+//!   an `event_id` that already names another event (SPEC §3; that message is also
+//!   dead-lettered, with the reason) are the problems of a rejection.
+//!
+//! The Kafka key of a request is not checked: riders' apps and kcat users may leave it out.
+//! A request keyed otherwise may land on another partition than the fare's other requests, so
+//! duplicates may be processed at the same time by two instances: the fare's row (primary key
+//! `fare_id`) serialises them, and the loser retries and finds the fare registered.
 
 use events_schema::{
-    derived_event_id, Compensation, Event, EventData, EventType, FareCollectionFailed,
+    derived_event_id, Compensation, Event, EventData, EventId, EventType, FareCollectionFailed,
     FareRejected, FareRequested, PreAuthFailed, PreAuthorised, ReceivedFareRequest, Topic,
 };
 use sqlx::PgConnection;
 use time::OffsetDateTime;
-use transactional_messaging::{dead_letter, inbox, outbox, Consumed, Disposition, HandleError};
+use transactional_messaging::inbox::{self, Delivery, Incoming};
+use transactional_messaging::kafka::MAX_MESSAGE_BYTES;
+use transactional_messaging::{dead_letter, outbox, Consumed, Disposition, HandleError};
 use uuid::Uuid;
 
 use crate::fare::{self, Fare, FareStatus};
@@ -23,19 +37,8 @@ pub async fn on_fare_requested<G: PaymentGateway>(
     conn: &mut PgConnection,
     message: &Consumed,
 ) -> Result<Disposition, HandleError> {
-    let request = ReceivedFareRequest::parse(&message.payload)
+    let mut request = ReceivedFareRequest::parse(&message.payload)
         .map_err(|error| HandleError::Permanent(error.reason()))?;
-    let first = inbox::record_first_delivery(
-        &mut *conn,
-        request.event_id,
-        EventType::FareRequested,
-        &request.fare_id,
-        message,
-    )
-    .await?;
-    if !first {
-        return Ok(Disposition::Ignored);
-    }
     let fingerprint = fingerprint(&request);
     if let Some(known) = fare::find_for_update(&mut *conn, &request.fare_id).await? {
         if known.request_fingerprint == fingerprint {
@@ -46,20 +49,74 @@ pub async fn on_fare_requested<G: PaymentGateway>(
             "{CONFLICTING_DUPLICATE}: fare {} was already requested with different data (event {})",
             request.fare_id, known.request_event_id
         );
-        dead_letter::enqueue(
-            &mut *conn,
-            message,
-            Topic::PaymentDlq,
-            crate::SERVICE_NAME,
-            &reason,
-        )
-        .await?;
-        return Ok(Disposition::DeadLettered(reason));
+        return dead_lettered(conn, message, reason).await;
+    }
+
+    let mut problems = match &request.request {
+        Ok(_) => Vec::new(),
+        Err(problems) => problems.clone(),
+    };
+    if message.payload.len() > MAX_MESSAGE_BYTES {
+        problems.push(format!(
+            "the message is {} bytes long; at most {MAX_MESSAGE_BYTES} are accepted",
+            message.payload.len()
+        ));
+    }
+    let incoming = Incoming {
+        event_id: request.event_id,
+        event_type: EventType::FareRequested,
+        fare_id: &request.fare_id,
+        fingerprint,
+    };
+    match inbox::record(&mut *conn, incoming, message).await? {
+        Delivery::First => {}
+        // The same request is being registered by a concurrent transaction, now committed.
+        Delivery::Redelivery => return Ok(Disposition::Ignored),
+        Delivery::Conflict(reason) => {
+            dead_letter::enqueue(
+                &mut *conn,
+                message,
+                Topic::PaymentDlq,
+                crate::SERVICE_NAME,
+                &reason,
+            )
+            .await?;
+            problems.push(format!(
+                "event_id {} already names another event; a new request needs a new event_id (or none)",
+                request.event_id
+            ));
+            // The saga cannot go by an id that belongs to another: it goes by the one a
+            // request without an event_id would get.
+            let own = EventId::from_uuid(fingerprint);
+            (
+                request.event_id,
+                request.causation_id,
+                request.correlation_id,
+            ) = (own, own, own);
+        }
     }
     match &request.request {
-        Ok(valid) => register(saga, conn, &request, valid, fingerprint).await,
-        Err(problems) => reject(conn, &request, problems, fingerprint).await,
+        Ok(valid) if problems.is_empty() => {
+            register(saga, conn, &request, valid, fingerprint).await
+        }
+        _ => reject(conn, &request, &problems, fingerprint).await,
     }
+}
+
+async fn dead_lettered(
+    conn: &mut PgConnection,
+    message: &Consumed,
+    reason: String,
+) -> Result<Disposition, HandleError> {
+    dead_letter::enqueue(
+        conn,
+        message,
+        Topic::PaymentDlq,
+        crate::SERVICE_NAME,
+        &reason,
+    )
+    .await?;
+    Ok(Disposition::DeadLettered(reason))
 }
 
 async fn register<G: PaymentGateway>(
@@ -77,7 +134,6 @@ async fn register<G: PaymentGateway>(
         payment_token: Some(&valid.payment_token),
         reference: None,
     };
-    let answer = saga.call_gateway(Operation::PreAuthorise, &call).await?;
     let cause = request
         .to_event()
         .ok_or_else(|| HandleError::Permanent("valid request without an event".to_owned()))?;
@@ -85,6 +141,10 @@ async fn register<G: PaymentGateway>(
     fare.customer_id = Some(valid.customer_id.as_str().to_owned());
     fare.amount_minor = Some(valid.amount_minor);
     fare.currency = Some(valid.currency.as_str().to_owned());
+    // The fare is registered before the gateway is called: a concurrent request for the same
+    // fare waits on this row (and then finds it), so it never calls the gateway with its data.
+    fare::insert(&mut *conn, &fare).await?;
+    let answer = saga.call_gateway(Operation::PreAuthorise, &call).await?;
     let data = match answer {
         Ok(authorisation_id) => {
             fare.authorisation_id = Some(authorisation_id.clone());
@@ -106,7 +166,7 @@ async fn register<G: PaymentGateway>(
             })
         }
     };
-    fare::insert(&mut *conn, &fare).await?;
+    fare::save(&mut *conn, &fare).await?;
     outbox::enqueue_events(conn, &[Event::caused_by(&cause, data)]).await?;
     Ok(Disposition::Processed)
 }
@@ -165,6 +225,7 @@ fn new_fare(request: &ReceivedFareRequest, fingerprint: Uuid, status: FareStatus
         compensations: Vec::new(),
         compensation_attempts: 0,
         next_compensation_at: None,
+        compensation_deadline: None,
         compensation_cause: None,
         created_at: now,
         updated_at: now,

@@ -1,18 +1,17 @@
 //! What every step of the payment side of the saga shares: the gateway, the retry policy, and
-//! the preamble of reacting to an event (inbox, lock the fare, check it is at the expected
-//! step).
+//! the preamble of reacting to an event (lock the fare, check it is at the expected step).
 
 use std::time::Duration;
 
 use events_schema::{Event, FareId};
 use sqlx::PgConnection;
 use transactional_messaging::retry::Backoff;
-use transactional_messaging::{inbox, Consumed, HandleError};
+use transactional_messaging::HandleError;
 
 use crate::fare::{self, Fare, FareStatus};
 use crate::gateway::{GatewayCall, GatewayError, Operation, PaymentGateway};
 
-/// How hard the service tries before giving up on a gateway call.
+/// How hard the service tries: against transient gateway faults, and at compensations.
 #[derive(Debug, Clone, Copy)]
 pub struct RetryPolicy {
     /// Attempts per gateway call against transient faults, before the whole message is retried
@@ -20,11 +19,12 @@ pub struct RetryPolicy {
     pub gateway_attempts: u32,
     /// Backoff between those attempts (`GATEWAY_RETRY_BASE_MS`, default 20 ms, capped at 2 s).
     pub gateway_backoff: Backoff,
-    /// Refund attempts the gateway may refuse before the fare needs attention
-    /// (`REFUND_MAX_ATTEMPTS`, default 5).
-    pub refund_attempts: u32,
-    /// Backoff between refused refund attempts (`COMPENSATION_RETRY_BASE_MS`, default 100 ms,
-    /// capped at 5 s).
+    /// How long a compensation (release, refund) the gateway refuses is retried before it is
+    /// given up (`ReleaseFailed`, `RefundFailed`) and the fare needs attention
+    /// (`COMPENSATION_BUDGET`, default 6h).
+    pub compensation_budget: Duration,
+    /// Backoff between compensation attempts (`COMPENSATION_RETRY_BASE_MS`, default 1 s, and
+    /// `COMPENSATION_RETRY_MAX_MS`, default 5 min).
     pub compensation_backoff: Backoff,
 }
 
@@ -33,8 +33,8 @@ impl Default for RetryPolicy {
         RetryPolicy {
             gateway_attempts: 8,
             gateway_backoff: Backoff::new(Duration::from_millis(20), Duration::from_secs(2)),
-            refund_attempts: 5,
-            compensation_backoff: Backoff::new(Duration::from_millis(100), Duration::from_secs(5)),
+            compensation_budget: Duration::from_secs(6 * 60 * 60),
+            compensation_backoff: Backoff::new(Duration::from_secs(1), Duration::from_secs(300)),
         }
     }
 }
@@ -86,26 +86,14 @@ impl<G: PaymentGateway> Saga<G> {
     }
 }
 
-/// The preamble of every reaction to an event: record it in the inbox, then lock its fare and
-/// check the saga is at `expected`. `None` means there is nothing to do: the event was
-/// processed before, or the fare has moved past that step (a duplicate under another id).
+/// The preamble of every reaction to an event (the consumer loop has recorded it in the
+/// inbox): lock its fare and check the saga is at `expected`. `None` means there is nothing to
+/// do: the fare has moved past that step (a duplicate under another id).
 pub async fn begin_step(
     conn: &mut PgConnection,
-    message: &Consumed,
     event: &Event,
     expected: FareStatus,
 ) -> Result<Option<Fare>, HandleError> {
-    if !inbox::record_first_delivery(
-        &mut *conn,
-        event.event_id,
-        event.event_type(),
-        &event.fare_id,
-        message,
-    )
-    .await?
-    {
-        return Ok(None);
-    }
     let fare = fare::find_for_update(&mut *conn, &event.fare_id)
         .await?
         .ok_or_else(|| unknown_fare(&event.fare_id))?;

@@ -3,11 +3,16 @@
 
 mod bad_input;
 mod broker_restart;
+mod card_numbers;
 mod cli;
+mod compensations;
 mod concurrency;
 mod crash;
+mod dead_letters;
 mod duplicates;
+mod event_ids;
 mod harness;
+mod health;
 mod markers;
 mod outage;
 mod schema_ownership;

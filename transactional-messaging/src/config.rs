@@ -2,6 +2,7 @@
 //! Errors name the variable; values are never echoed for variables that may hold secrets.
 
 use std::str::FromStr;
+use std::time::Duration;
 
 use thiserror::Error;
 
@@ -40,6 +41,20 @@ where
     }
 }
 
+/// The variable read as a duration such as `30s`, `90m` or `6h` (humantime), or `default` when
+/// unset.
+pub fn env_duration(name: &'static str, default: Duration) -> Result<Duration, ConfigError> {
+    match std::env::var(name) {
+        Ok(value) if !value.trim().is_empty() => {
+            humantime::parse_duration(value.trim()).map_err(|error| ConfigError::Invalid {
+                name,
+                reason: format!("{error} (write a duration such as 30s, 90m or 6h)"),
+            })
+        }
+        _ => Ok(default),
+    }
+}
+
 /// Where the Kafka cluster is and how this service's topics are named.
 #[derive(Debug, Clone)]
 pub struct KafkaSettings {
@@ -50,6 +65,9 @@ pub struct KafkaSettings {
     pub topic_suffix: String,
     /// `KAFKA_REPLICATION_FACTOR`, default 1 (a single local broker).
     pub replication_factor: i32,
+    /// `KAFKA_MAX_POLL_INTERVAL_MS`, default 300000 (Kafka's): a consumer that does not poll
+    /// for this long is evicted from its group. At least the session timeout, 10000.
+    pub max_poll_interval: Duration,
 }
 
 impl KafkaSettings {
@@ -58,8 +76,20 @@ impl KafkaSettings {
             bootstrap_servers: env_or("KAFKA_BOOTSTRAP_SERVERS", "localhost:9092"),
             topic_suffix: std::env::var("TOPIC_SUFFIX").unwrap_or_default(),
             replication_factor: env_parse("KAFKA_REPLICATION_FACTOR", 1)?,
+            max_poll_interval: Duration::from_millis(max_poll_interval_ms()?),
         })
     }
+}
+
+fn max_poll_interval_ms() -> Result<u64, ConfigError> {
+    let ms = env_parse("KAFKA_MAX_POLL_INTERVAL_MS", 300_000)?;
+    if ms < 10_000 {
+        return Err(ConfigError::Invalid {
+            name: "KAFKA_MAX_POLL_INTERVAL_MS",
+            reason: "must be at least the session timeout, 10000".to_owned(),
+        });
+    }
+    Ok(ms)
 }
 
 /// A database URL with its password hidden, for logs.
@@ -96,5 +126,24 @@ mod tests {
         let error = env_parse::<u32>("TM_TEST_BAD_NUMBER", 1).unwrap_err();
         assert!(error.to_string().contains("TM_TEST_BAD_NUMBER"));
         assert_eq!(env_parse::<u32>("TM_TEST_UNSET_NUMBER", 7).unwrap(), 7);
+    }
+
+    #[test]
+    fn env_duration_reads_human_durations() {
+        std::env::set_var("TM_TEST_DURATION", "90m");
+        assert_eq!(
+            env_duration("TM_TEST_DURATION", Duration::ZERO).unwrap(),
+            Duration::from_secs(5400)
+        );
+        std::env::set_var("TM_TEST_BAD_DURATION", "soon");
+        let error = env_duration("TM_TEST_BAD_DURATION", Duration::ZERO).unwrap_err();
+        assert!(
+            error.to_string().contains("TM_TEST_BAD_DURATION"),
+            "{error}"
+        );
+        assert_eq!(
+            env_duration("TM_TEST_UNSET_DURATION", Duration::from_secs(3)).unwrap(),
+            Duration::from_secs(3)
+        );
     }
 }

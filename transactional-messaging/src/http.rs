@@ -8,16 +8,17 @@ use axum::{Json, Router};
 use serde_json::json;
 use sqlx::PgPool;
 
-use crate::kafka::GroupMembership;
+use crate::readiness::Readiness;
 
-/// `GET /health`: 200 once the consumer has joined its group and while the service's
-/// database answers; 503 otherwise, with the reason.
-pub fn health_routes(pool: PgPool, membership: GroupMembership, service: &'static str) -> Router {
+/// `GET /health`: 200 while the service does its work and its database answers; 503 otherwise,
+/// with the reason (see [`Readiness`]). Both answers say how many partitions this instance
+/// consumes and how many messages it processed.
+pub fn health_routes(pool: PgPool, readiness: Readiness, service: &'static str) -> Router {
     Router::new()
         .route("/health", get(health))
         .with_state(Health {
             pool,
-            membership,
+            readiness,
             service,
         })
 }
@@ -25,26 +26,35 @@ pub fn health_routes(pool: PgPool, membership: GroupMembership, service: &'stati
 #[derive(Clone)]
 struct Health {
     pool: PgPool,
-    membership: GroupMembership,
+    readiness: Readiness,
     service: &'static str,
 }
 
 async fn health(State(health): State<Health>) -> Response {
-    if !health.membership.has_joined() {
-        return error_response(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "not ready: the Kafka consumer has not joined its group yet",
-        );
-    }
-    match sqlx::query_scalar!("SELECT 1 AS one")
-        .fetch_one(&health.pool)
-        .await
-    {
-        Ok(_) => Json(json!({"status": "ok", "service": health.service})).into_response(),
-        Err(error) => error_response(
-            StatusCode::SERVICE_UNAVAILABLE,
-            &format!("database unavailable: {error}"),
-        ),
+    let problem = match health.readiness.problem() {
+        Some(problem) => Some(problem),
+        None => sqlx::query_scalar!("SELECT 1 AS one")
+            .fetch_one(&health.pool)
+            .await
+            .err()
+            .map(|error| format!("database unavailable: {error}")),
+    };
+    let activity = health.readiness.activity();
+    let mut body = json!({
+        "service": health.service,
+        "partitions": activity.partitions,
+        "messages_processed": activity.messages_processed,
+    });
+    match problem {
+        None => {
+            body["status"] = json!("ok");
+            Json(body).into_response()
+        }
+        Some(problem) => {
+            body["status"] = json!("not ready");
+            body["error"] = json!(format!("not ready: {problem}"));
+            (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response()
+        }
     }
 }
 

@@ -5,14 +5,13 @@ use std::time::Duration;
 use anyhow::Context;
 use events_schema::{Topic, TopicNames};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
-
 use rdkafka::client::{ClientContext, DefaultClientContext};
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, ConsumerContext, Rebalance, StreamConsumer};
 use rdkafka::error::RDKafkaErrorCode;
 use rdkafka::producer::FutureProducer;
+
+use crate::readiness::Readiness;
 
 /// The largest message a service accepts from a topic; larger ones are dead-lettered.
 pub const MAX_MESSAGE_BYTES: usize = 64 * 1024;
@@ -35,16 +34,17 @@ pub fn producer(bootstrap_servers: &str) -> anyhow::Result<FutureProducer> {
         .context("cannot create the Kafka producer")
 }
 
-/// Whether a consumer has joined its group and received its (possibly empty) share of the
-/// partitions: until then the service is not ready (its `/health` answers 503).
-#[derive(Debug, Clone, Default)]
+/// The consumer's view of its group, reported to the service's [`Readiness`]: not ready until
+/// it has joined and received its (possibly empty) share of the partitions, and again while
+/// they are revoked (a rebalance, an eviction).
+#[derive(Debug, Clone)]
 pub struct GroupMembership {
-    joined: Arc<AtomicBool>,
+    readiness: Readiness,
 }
 
 impl GroupMembership {
-    pub fn has_joined(&self) -> bool {
-        self.joined.load(Ordering::Relaxed)
+    pub fn new(readiness: Readiness) -> Self {
+        GroupMembership { readiness }
     }
 }
 
@@ -52,19 +52,33 @@ impl ClientContext for GroupMembership {}
 
 impl ConsumerContext for GroupMembership {
     fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
-        if let Rebalance::Assign(partitions) = rebalance {
-            tracing::info!(partitions = partitions.count(), "joined the consumer group");
-            self.joined.store(true, Ordering::Relaxed);
+        match rebalance {
+            Rebalance::Assign(partitions) => {
+                tracing::info!(partitions = partitions.count(), "joined the consumer group");
+                self.readiness.assigned(partitions.count());
+            }
+            Rebalance::Revoke(partitions) => {
+                tracing::info!(partitions = partitions.count(), "partitions revoked");
+                self.readiness
+                    .revoked("its partitions were revoked (rebalancing)");
+            }
+            Rebalance::Error(error) => {
+                tracing::warn!(%error, "rebalance failed");
+                self.readiness
+                    .revoked(&format!("rebalance failed: {error}"));
+            }
         }
     }
 }
 
 /// A consumer in `group_id` that never commits an offset the service has not stored: offsets
 /// are stored by the consumer loop after the handler's transaction committed, and committed in
-/// the background (and synchronously at shutdown).
+/// the background (and at shutdown). If the loop does not poll within `max_poll_interval`, the
+/// broker evicts the consumer from the group (and the service reports not ready).
 pub fn consumer(
     bootstrap_servers: &str,
     group_id: &str,
+    max_poll_interval: Duration,
     membership: GroupMembership,
 ) -> anyhow::Result<StreamConsumer<GroupMembership>> {
     ClientConfig::new()
@@ -77,6 +91,10 @@ pub fn consumer(
         .set("enable.partition.eof", "false")
         .set("session.timeout.ms", "10000")
         .set("heartbeat.interval.ms", "1000")
+        .set(
+            "max.poll.interval.ms",
+            max_poll_interval.as_millis().to_string(),
+        )
         .create_with_context(membership)
         .context("cannot create the Kafka consumer")
 }

@@ -12,6 +12,7 @@
 //! context; a handler classifies its own failures as [`HandleError::Retryable`] (the message is
 //! retried, never skipped) or [`HandleError::Permanent`] (the message goes to the service's DLQ).
 
+pub mod commit_signal;
 pub mod config;
 pub mod consumer;
 pub mod database;
@@ -20,13 +21,16 @@ pub mod http;
 pub mod inbox;
 pub mod kafka;
 pub mod outbox;
+pub mod readiness;
 pub mod relay;
 pub mod retry;
 pub mod service;
 pub mod shutdown;
 pub mod telemetry;
 
-pub use consumer::{run_consumer, Consumed, Disposition, HandleError, Handler};
+pub use commit_signal::{CommitSignal, CommitWatch};
+pub use consumer::{run_consumer, Consumed, Consuming, Disposition, HandleError, Handler};
 pub use outbox::OutboxMessage;
-pub use relay::{run_relay, RelayWaker};
-pub use service::{Service, ServiceIdentity};
+pub use readiness::Readiness;
+pub use relay::run_relay;
+pub use service::{Service, ServiceIdentity, Stopping, Task};

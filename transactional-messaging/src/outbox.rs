@@ -104,8 +104,8 @@ pub async fn emitted_for_key(
 }
 
 /// A stable id for a message that has none of its own (a dead letter), so that writing it
-/// twice after a redelivery is a no-op.
-pub fn derived_id(parts: &[&str]) -> EventId {
+/// twice after a redelivery is a no-op: a UUIDv5 of `name`.
+pub fn derived_id(name: &[u8]) -> EventId {
     const NAMESPACE: Uuid = Uuid::from_u128(0x5a6d_1f0e_8c3b_4e2a_9d71_0b6c_4f3e_2a18);
-    EventId::from_uuid(Uuid::new_v5(&NAMESPACE, parts.join("\n").as_bytes()))
+    EventId::from_uuid(Uuid::new_v5(&NAMESPACE, name))
 }

@@ -7,7 +7,6 @@
 //! Rows are also claimed with `FOR UPDATE SKIP LOCKED`.
 
 use std::future::Future;
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -15,9 +14,10 @@ use events_schema::{Topic, TopicNames};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use sqlx::PgPool;
-use tokio::sync::Notify;
 
+use crate::commit_signal::CommitWatch;
 use crate::kafka;
+use crate::readiness::Readiness;
 use crate::retry::Backoff;
 
 /// How many rows one relay transaction publishes at most.
@@ -28,20 +28,6 @@ const IDLE_POLL: Duration = Duration::from_millis(200);
 /// How long the relay tries to publish what is left at shutdown.
 const FINAL_PUBLISH: Duration = Duration::from_secs(5);
 
-/// Wakes the relay as soon as a transaction added outbox rows.
-#[derive(Debug, Clone, Default)]
-pub struct RelayWaker(Arc<Notify>);
-
-impl RelayWaker {
-    pub fn wake(&self) {
-        self.0.notify_one();
-    }
-
-    async fn woken(&self) {
-        self.0.notified().await;
-    }
-}
-
 /// Publishes the outbox until `shutdown` completes, then publishes what is left once more and
 /// flushes the producer.
 pub async fn run_relay(
@@ -49,7 +35,8 @@ pub async fn run_relay(
     mut producer: FutureProducer,
     bootstrap_servers: String,
     names: TopicNames,
-    waker: RelayWaker,
+    mut committed: CommitWatch,
+    readiness: Readiness,
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
     tokio::pin!(shutdown);
@@ -59,18 +46,21 @@ pub async fn run_relay(
         match publish_batch(&pool, &producer, &names).await {
             Ok(published) if published as i64 == BATCH_SIZE => {
                 failures = 0;
+                readiness.relay_succeeded();
                 continue;
             }
             Ok(_) => {
                 failures = 0;
+                readiness.relay_succeeded();
                 tokio::select! {
                     _ = &mut shutdown => break,
-                    _ = waker.woken() => {}
+                    _ = committed.committed() => {}
                     _ = tokio::time::sleep(IDLE_POLL) => {}
                 }
             }
             Err(error) => {
                 failures += 1;
+                readiness.relay_failed(&format!("{error:#}"));
                 if let Some(replacement) = replace_if_fatal(&producer, &bootstrap_servers) {
                     producer = replacement;
                 }

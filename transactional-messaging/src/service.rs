@@ -1,26 +1,39 @@
 //! The shape every service of the saga shares: connect to its schema and migrate it, ensure the
-//! topics, then run the consumer loop, the outbox relay and the HTTP read API until shutdown.
-//! At shutdown the consumer stops first (its offsets are committed), then the relay publishes
-//! what is left and flushes the producer, then the HTTP server stops.
+//! topics, then run the consumer loop, the outbox relay, the HTTP read API and the service's
+//! own background tasks until shutdown.
+//!
+//! Every task is supervised: if one ends or panics before shutdown, the service reports not
+//! ready, stops the others and returns an error — the binary exits non-zero for its supervisor
+//! to restart it, rather than live on as a zombie answering `/health`.
+//!
+//! At shutdown the consumer stops first (its offsets are committed), then the background tasks,
+//! then the relay publishes what is left and flushes the producer, then the HTTP server stops.
 
 use std::future::{Future, IntoFuture};
 use std::net::SocketAddr;
+use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
 use std::time::Duration;
 
 use anyhow::Context;
+use events_schema::choreography::Service as ServiceName;
 use events_schema::{Topic, TopicNames};
+use futures::FutureExt;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::producer::FutureProducer;
 use sqlx::migrate::Migrator;
 use sqlx::PgPool;
 use tokio::net::TcpListener;
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
 
+use crate::commit_signal::CommitSignal;
 use crate::config::KafkaSettings;
-use crate::consumer::{run_consumer, DeadLetterTarget, Handler};
+use crate::consumer::{run_consumer, Consuming, Handler};
 use crate::http::health_routes;
 use crate::kafka::GroupMembership;
-use crate::relay::{run_relay, RelayWaker};
+use crate::readiness::Readiness;
+use crate::relay::run_relay;
 use crate::{database, kafka};
 
 /// How long a service may take to stop cleanly before it stops anyway. Nothing is lost
@@ -30,12 +43,43 @@ pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(15);
 /// What a service is, for the shared runtime.
 #[derive(Debug, Clone)]
 pub struct ServiceIdentity {
-    /// e.g. `payment-service`: the consumer group (plus the topic suffix) and log name.
-    pub name: &'static str,
+    /// Its name is the consumer group (plus the topic suffix) and log name.
+    pub service: ServiceName,
     /// The PostgreSQL schema the service owns.
     pub schema: &'static str,
     pub subscribed: Vec<Topic>,
+    /// Subscribed topics whose messages the handler reads as received (not strict events).
+    pub raw_topics: Vec<Topic>,
     pub dead_letters: Topic,
+}
+
+/// A background task of a service, supervised like the runtime's own.
+pub struct Task {
+    name: &'static str,
+    future: Pin<Box<dyn Future<Output = anyhow::Result<()>> + Send>>,
+}
+
+impl Task {
+    /// `future` must complete soon after the service's [`Stopping`] signal, and not before.
+    pub fn new(
+        name: &'static str,
+        future: impl Future<Output = anyhow::Result<()>> + Send + 'static,
+    ) -> Task {
+        Task {
+            name,
+            future: Box::pin(future),
+        }
+    }
+}
+
+/// Completes when the service's background tasks must stop.
+#[derive(Debug, Clone)]
+pub struct Stopping(watch::Receiver<bool>);
+
+impl Stopping {
+    pub async fn wait(mut self) {
+        let _ = self.0.wait_for(|stop| *stop).await;
+    }
 }
 
 /// A service connected to PostgreSQL and Kafka, with its HTTP port bound, ready to run.
@@ -44,10 +88,12 @@ pub struct Service {
     pub pool: PgPool,
     names: TopicNames,
     consumer: StreamConsumer<GroupMembership>,
-    membership: GroupMembership,
+    readiness: Readiness,
+    committed: CommitSignal,
     producer: FutureProducer,
     bootstrap_servers: String,
     listener: TcpListener,
+    background_stop: watch::Sender<bool>,
 }
 
 impl Service {
@@ -74,12 +120,13 @@ impl Service {
         )
         .await?;
         let producer = kafka::producer(&kafka_settings.bootstrap_servers)?;
-        let group = format!("{}{}", identity.name, names.suffix());
-        let membership = GroupMembership::default();
+        let group = format!("{}{}", identity.service.name(), names.suffix());
+        let readiness = Readiness::new(kafka_settings.max_poll_interval);
         let consumer = kafka::consumer(
             &kafka_settings.bootstrap_servers,
             &group,
-            membership.clone(),
+            kafka_settings.max_poll_interval,
+            GroupMembership::new(readiness.clone()),
         )?;
         let topics: Vec<String> = identity.subscribed.iter().map(|t| names.name(*t)).collect();
         let topic_refs: Vec<&str> = topics.iter().map(String::as_str).collect();
@@ -89,15 +136,20 @@ impl Service {
         let listener = TcpListener::bind(http_addr)
             .await
             .with_context(|| format!("cannot listen on {http_addr}"))?;
+        if !http_addr.ip().is_loopback() {
+            tracing::warn!(%http_addr, "the read API (an operator API without authentication) listens beyond loopback");
+        }
         Ok(Service {
             identity,
             pool,
             names,
             consumer,
-            membership,
+            readiness,
+            committed: CommitSignal::default(),
             producer,
             bootstrap_servers: kafka_settings.bootstrap_servers.clone(),
             listener,
+            background_stop: watch::channel(false).0,
         })
     }
 
@@ -110,80 +162,155 @@ impl Service {
         &self.names
     }
 
-    /// Tells whether the consumer has joined its group (for `/health`).
-    pub fn membership(&self) -> GroupMembership {
-        self.membership.clone()
+    /// Announced after every message the consumer processed (for background tasks that act on
+    /// what handlers wrote).
+    pub fn commit_signal(&self) -> CommitSignal {
+        self.committed.clone()
     }
 
-    /// Runs until `shutdown` completes, then stops in order (see the module doc). `router` is
-    /// the service's read API; `GET /health` is added to it.
+    /// The signal the service's background [`Task`]s stop on.
+    pub fn stopping(&self) -> Stopping {
+        Stopping(self.background_stop.subscribe())
+    }
+
+    /// Runs until `shutdown` completes or a task ends, then stops in order (see the module
+    /// doc). `router` is the service's read API; `GET /health` is added to it. `tasks` are the
+    /// service's own background tasks, stopped by [`Service::stopping`].
     pub async fn run<H: Handler>(
         self,
         handler: H,
         router: axum::Router,
+        tasks: Vec<Task>,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
-        let (stop_sender, stop) = watch::channel(false);
-        let stopped = |mut receiver: watch::Receiver<bool>| async move {
-            let _ = receiver.wait_for(|stop| *stop).await;
+        let name = self.identity.service.name();
+        let (ended, mut endings) = mpsc::unbounded_channel();
+        let (consumer_stop, consumer_stopped) = watch::channel(false);
+        let consuming = Consuming {
+            service: self.identity.service,
+            names: self.names.clone(),
+            raw_topics: self.identity.raw_topics.clone(),
+            dead_letters: self.identity.dead_letters,
         };
-        let waker = RelayWaker::default();
-        let dead_letters = DeadLetterTarget {
-            topic: self.identity.dead_letters,
-            service: self.identity.name.to_owned(),
-        };
-        let consumer = tokio::spawn(run_consumer(
-            self.consumer,
-            self.pool.clone(),
-            handler,
-            dead_letters,
-            waker.clone(),
-            stopped(stop.clone()),
-        ));
-        let (relay_stop_sender, relay_stop) = watch::channel(false);
-        let relay = tokio::spawn(run_relay(
-            self.pool.clone(),
-            self.producer,
-            self.bootstrap_servers,
-            self.names,
-            waker,
-            stopped(relay_stop),
-        ));
+        let consumer = supervise(
+            "consumer",
+            run_consumer(
+                self.consumer,
+                self.pool.clone(),
+                handler,
+                consuming,
+                self.committed.clone(),
+                self.readiness.clone(),
+                Stopping(consumer_stopped).wait(),
+            ),
+            &ended,
+        );
+        let background: Vec<JoinHandle<()>> = tasks
+            .into_iter()
+            .map(|task| supervise(task.name, task.future, &ended))
+            .collect();
+        let (relay_stop, relay_stopped) = watch::channel(false);
+        let relay = supervise(
+            "relay",
+            run_relay(
+                self.pool.clone(),
+                self.producer,
+                self.bootstrap_servers,
+                self.names,
+                self.committed.subscribe(),
+                self.readiness.clone(),
+                Stopping(relay_stopped).wait(),
+            ),
+            &ended,
+        );
         let router = router.merge(health_routes(
             self.pool.clone(),
-            self.membership.clone(),
-            self.identity.name,
+            self.readiness.clone(),
+            name,
         ));
-        let (http_stop_sender, http_stop) = watch::channel(false);
-        let server = tokio::spawn(
+        let (http_stop, http_stopped) = watch::channel(false);
+        let server = supervise(
+            "http",
             axum::serve(self.listener, router)
-                .with_graceful_shutdown(stopped(http_stop))
-                .into_future(),
+                .with_graceful_shutdown(Stopping(http_stopped).wait())
+                .into_future()
+                .map(|served| served.context("the HTTP server failed")),
+            &ended,
         );
-        tracing::info!(service = self.identity.name, "running");
-        shutdown.await;
-        let name = self.identity.name;
+        drop(ended);
+        tracing::info!(service = name, "running");
+
+        let early_end = tokio::select! {
+            () = shutdown => None,
+            Some((task, outcome)) = endings.recv() => {
+                let why = format!("task {task} {}", outcome.err().unwrap_or_else(|| "ended".to_owned()));
+                tracing::error!(service = name, "{why} before shutdown; stopping the service");
+                self.readiness.task_ended(&why);
+                Some(why)
+            }
+        };
+
+        let background_stop = self.background_stop;
         let pool = self.pool;
         let stopping = async move {
-            let _ = stop_sender.send(true);
-            let consumer_result = consumer.await.context("consumer task panicked")?;
-            let _ = relay_stop_sender.send(true);
-            let relay_result = relay.await.context("relay task panicked")?;
-            let _ = http_stop_sender.send(true);
-            server.await.context("HTTP task panicked")??;
+            let _ = consumer_stop.send(true);
+            let _ = consumer.await;
+            let _ = background_stop.send(true);
+            for task in background {
+                let _ = task.await;
+            }
+            let _ = relay_stop.send(true);
+            let _ = relay.await;
+            let _ = http_stop.send(true);
+            let _ = server.await;
             pool.close().await;
-            consumer_result?;
-            relay_result
         };
-        match tokio::time::timeout(SHUTDOWN_GRACE, stopping).await {
-            Ok(result) => result?,
-            Err(_) => tracing::warn!(
+        if tokio::time::timeout(SHUTDOWN_GRACE, stopping)
+            .await
+            .is_err()
+        {
+            tracing::warn!(
                 service = name,
                 "graceful shutdown took longer than {SHUTDOWN_GRACE:?} (Kafka or PostgreSQL unreachable?); \
                  stopping anyway: unpublished outbox rows and uncommitted offsets are taken up at the next start"
-            ),
+            );
+        }
+        let mut failures: Vec<String> = early_end.into_iter().collect();
+        while let Ok((task, outcome)) = endings.try_recv() {
+            if let Err(error) = outcome {
+                failures.push(format!("task {task} {error}"));
+            }
         }
         tracing::info!(service = name, "stopped");
-        Ok(())
+        match failures.is_empty() {
+            true => Ok(()),
+            false => Err(anyhow::anyhow!(failures.join("; "))),
+        }
     }
+}
+
+/// Spawns `future` as the task `name`; when it ends — returning, failing or panicking — its
+/// outcome is sent on `ended` (`Err` with what went wrong).
+fn supervise(
+    name: &'static str,
+    future: impl Future<Output = anyhow::Result<()>> + Send + 'static,
+    ended: &mpsc::UnboundedSender<(&'static str, Result<(), String>)>,
+) -> JoinHandle<()> {
+    let ended = ended.clone();
+    tokio::spawn(async move {
+        let outcome = match AssertUnwindSafe(future).catch_unwind().await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(error)) => Err(format!("failed: {error:#}")),
+            Err(panic) => Err(format!("panicked: {}", panic_message(&*panic))),
+        };
+        let _ = ended.send((name, outcome));
+    })
+}
+
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "(no message)".to_owned())
 }

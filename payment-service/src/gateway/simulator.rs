@@ -15,11 +15,13 @@ use super::{GatewayCall, GatewayError, Operation, PaymentGateway};
 
 /// Transient faults the simulator injects: with probability `rate` a call fails with a
 /// timeout or a 5xx — half of them before the gateway did anything, half after it completed
-/// the operation (the answer is lost, the operation is not). Every call first waits `latency`.
+/// the operation (the answer is lost, the operation is not). Every call first waits `latency`;
+/// the pre-authorisation of a `_slow_gateway` customer waits `slow` more.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct FaultInjection {
     pub rate: f64,
     pub latency: Duration,
+    pub slow: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -41,8 +43,12 @@ impl GatewaySimulator {
         operation: Operation,
         call: &GatewayCall<'_>,
     ) -> Result<String, GatewayError> {
-        if !self.faults.latency.is_zero() {
-            tokio::time::sleep(self.faults.latency).await;
+        let mut latency = self.faults.latency;
+        if operation == Operation::PreAuthorise && call.customer_id.failure_marker().is_slow() {
+            latency += self.faults.slow;
+        }
+        if !latency.is_zero() {
+            tokio::time::sleep(latency).await;
         }
         if self.inject_fault() {
             return Err(GatewayError::Transient(
@@ -54,9 +60,9 @@ impl GatewaySimulator {
             Some(recorded) => recorded,
             None => {
                 let (approved, reason) = self.decide(operation, call).await?;
-                if !approved && operation == Operation::Refund {
-                    // A refused refund is not final: it is not remembered, the next attempt is
-                    // decided again.
+                if !approved && matches!(operation, Operation::Release | Operation::Refund) {
+                    // A refused compensation is not final: it is not remembered, the next
+                    // attempt is decided again.
                     return Err(GatewayError::Declined(reason.unwrap_or_default()));
                 }
                 self.record(&key, operation, call, approved, reason).await?
@@ -92,10 +98,13 @@ impl GatewaySimulator {
             Operation::PreAuthorise if marker == FailureMarker::FailAuth => {
                 declined("card declined by the issuer")
             }
-            Operation::Capture if marker == FailureMarker::FailCharge => {
+            Operation::Capture if marker.fails_charge() => {
                 declined("capture declined by the issuer")
             }
-            Operation::Refund if marker == FailureMarker::FailCreditFailRefund => {
+            Operation::Release if marker.fails_release() => {
+                declined("release refused by the issuer")
+            }
+            Operation::Refund if marker.fails_refund() => {
                 declined("refund refused by the acquirer")
             }
             Operation::Capture | Operation::Release

@@ -1,0 +1,230 @@
+//! The compensator: makes the attempts of every pending compensation (release, refund), off
+//! the consumer's path (SPEC §4).
+//!
+//! Each pass claims the fares whose attempt is due (a lease keeps any other instance off them),
+//! calls the gateway for each — outside any transaction, with the fare's idempotency key, so a
+//! repeated call never moves money twice — and records each outcome in one transaction with
+//! the event it causes:
+//! - approved: `PreAuthReleased` / `PaymentRefunded`;
+//! - refused (or the gateway unreachable) with budget left: the next attempt is scheduled with
+//!   capped exponential backoff;
+//! - refused with the budget spent (`compensation_deadline`, database clock): `ReleaseFailed` /
+//!   `RefundFailed`, and the fare will end `needs_attention`.
+//!
+//! A pass starts when a consumed message committed (a compensation may have been started) and
+//! at least every [`POLL`] (attempts come due).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use events_schema::{
+    Compensation, Event, EventData, EventId, PaymentRefunded, PreAuthReleased, RefundFailed,
+    ReleaseFailed,
+};
+use futures::future::join_all;
+use sqlx::PgPool;
+use transactional_messaging::{CommitWatch, HandleError, Stopping};
+
+use crate::compensation::{pending_in, CompensationSteps};
+use crate::fare::{self, Fare};
+use crate::gateway::PaymentGateway;
+use crate::saga::{Answer, Saga};
+
+/// How often the compensator looks for attempts that came due.
+const POLL: Duration = Duration::from_millis(250);
+/// How many attempts one pass makes at most (concurrently).
+const BATCH: i64 = 16;
+/// How long a claimed attempt keeps other instances off the fare: longer than any attempt.
+const LEASE: Duration = Duration::from_secs(120);
+
+/// Attempts due compensations until `stopping`.
+pub async fn run<G: PaymentGateway>(
+    pool: PgPool,
+    saga: Arc<Saga<G>>,
+    mut committed: CommitWatch,
+    stopping: Stopping,
+) -> anyhow::Result<()> {
+    let stopping = stopping.wait();
+    tokio::pin!(stopping);
+    loop {
+        let attempted = match attempt_due(&pool, &saga).await {
+            Ok(attempted) => attempted,
+            Err(error) => {
+                tracing::warn!(
+                    error = format!("{error:#}"),
+                    "compensator pass failed; trying again"
+                );
+                0
+            }
+        };
+        if attempted as i64 == BATCH {
+            continue;
+        }
+        tokio::select! {
+            () = &mut stopping => return Ok(()),
+            () = committed.committed() => {}
+            () = tokio::time::sleep(POLL) => {}
+        }
+    }
+}
+
+/// One pass: claims the due attempts and makes them concurrently. Returns how many.
+async fn attempt_due<G: PaymentGateway>(pool: &PgPool, saga: &Saga<G>) -> anyhow::Result<usize> {
+    let due = fare::claim_due_compensations(&mut *pool.acquire().await?, BATCH, LEASE).await?;
+    let count = due.len();
+    join_all(due.into_iter().map(|fare| async move {
+        let fare_id = fare.fare_id.clone();
+        if let Err(error) = attempt(pool, saga, fare).await {
+            // The lease makes the attempt again later; the gateway call is idempotent.
+            tracing::warn!(%fare_id, %error, "compensation attempt could not be recorded; it is made again when its lease ends");
+        }
+    }))
+    .await;
+    Ok(count)
+}
+
+/// One attempt of `fare`'s pending compensation, and its outcome.
+async fn attempt<G: PaymentGateway>(
+    pool: &PgPool,
+    saga: &Saga<G>,
+    claimed: Fare,
+) -> Result<(), HandleError> {
+    let Some(compensation) = pending_in(claimed.status) else {
+        return Ok(());
+    };
+    let charge = claimed.charge()?;
+    let reference = reference_of(&claimed, compensation);
+    let call = charge.gateway_call(&claimed.fare_id, &reference);
+    let answer: Answer = match saga.call_gateway(compensation.operation(), &call).await {
+        Ok(answer) => answer,
+        Err(unreachable) => Err(unreachable.to_string()),
+    };
+
+    let mut tx = pool.begin().await?;
+    let Some(mut fare) = fare::find_for_update(&mut tx, &claimed.fare_id).await? else {
+        return Ok(());
+    };
+    if fare.status != compensation.pending() {
+        // Recorded meanwhile by an attempt whose lease had run out.
+        return Ok(());
+    }
+    fare.compensation_attempts += 1;
+    let attempts = u32::try_from(fare.compensation_attempts).unwrap_or(u32::MAX);
+    let data = match answer {
+        Ok(gateway_reference) => {
+            fare.status = compensation.done();
+            fare.add_compensation(compensation);
+            if compensation == Compensation::PaymentRefunded {
+                fare.refund_id = Some(gateway_reference.clone());
+            }
+            fare::schedule_compensation(&mut tx, &fare.fare_id, None).await?;
+            Some(done_event(
+                compensation,
+                charge,
+                reference,
+                gateway_reference,
+                attempts,
+            ))
+        }
+        Err(reason) if fare::compensation_overdue(&mut tx, &fare.fare_id).await? => {
+            tracing::error!(fare_id = %fare.fare_id, attempts, reason, operation = compensation.operation().as_str(),
+                "compensation still refused when its budget was spent; the fare needs attention");
+            fare.status = compensation.given_up();
+            fare::schedule_compensation(&mut tx, &fare.fare_id, None).await?;
+            Some(given_up_event(
+                compensation,
+                charge,
+                reference,
+                attempts,
+                reason,
+            ))
+        }
+        Err(reason) => {
+            let delay = saga.policy.compensation_backoff.delay(attempts);
+            tracing::warn!(fare_id = %fare.fare_id, attempts, reason, retry_in = ?delay,
+                operation = compensation.operation().as_str(), "compensation refused, will retry");
+            fare::schedule_compensation(&mut tx, &fare.fare_id, Some(delay)).await?;
+            None
+        }
+    };
+    fare::save(&mut tx, &fare).await?;
+    if let Some(data) = data {
+        let cause = fare
+            .compensation_cause
+            .map(EventId::from_uuid)
+            .ok_or_else(|| {
+                HandleError::Permanent(format!("fare {} has no compensation cause", fare.fare_id))
+            })?;
+        let event = Event::follow_up(
+            fare.fare_id.clone(),
+            cause,
+            EventId::from_uuid(fare.correlation_id),
+            data,
+        );
+        transactional_messaging::outbox::enqueue_events(&mut tx, &[event]).await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+/// The gateway reference a compensation acts on: the hold for a release, the capture for a
+/// refund.
+fn reference_of(fare: &Fare, compensation: Compensation) -> String {
+    match compensation {
+        Compensation::PreAuthReleased => fare.authorisation_id.clone(),
+        Compensation::PaymentRefunded => fare.charge_id.clone(),
+    }
+    .unwrap_or_default()
+}
+
+fn done_event(
+    compensation: Compensation,
+    charge: fare::Charge,
+    reference: String,
+    gateway_reference: String,
+    attempts: u32,
+) -> EventData {
+    match compensation {
+        Compensation::PreAuthReleased => EventData::PreAuthReleased(PreAuthReleased {
+            customer_id: charge.customer_id,
+            amount_minor: charge.amount_minor,
+            currency: charge.currency,
+            authorisation_id: reference,
+        }),
+        Compensation::PaymentRefunded => EventData::PaymentRefunded(PaymentRefunded {
+            customer_id: charge.customer_id,
+            amount_minor: charge.amount_minor,
+            currency: charge.currency,
+            charge_id: reference,
+            refund_id: gateway_reference,
+            attempts,
+        }),
+    }
+}
+
+fn given_up_event(
+    compensation: Compensation,
+    charge: fare::Charge,
+    reference: String,
+    attempts: u32,
+    reason: String,
+) -> EventData {
+    match compensation {
+        Compensation::PreAuthReleased => EventData::ReleaseFailed(ReleaseFailed {
+            customer_id: charge.customer_id,
+            amount_minor: charge.amount_minor,
+            currency: charge.currency,
+            authorisation_id: reference,
+            attempts,
+            reason,
+        }),
+        Compensation::PaymentRefunded => EventData::RefundFailed(RefundFailed {
+            customer_id: charge.customer_id,
+            amount_minor: charge.amount_minor,
+            currency: charge.currency,
+            charge_id: reference,
+            attempts,
+            reason,
+        }),
+    }
+}
