@@ -244,10 +244,24 @@ impl TestEnv {
         key: Option<&str>,
         payload: &[u8],
     ) -> anyhow::Result<()> {
+        self.publish_to(topic, None, key, payload).await
+    }
+
+    /// As [`TestEnv::publish`], to the given partition (`None`: the key's).
+    pub async fn publish_to(
+        &self,
+        topic: Topic,
+        partition: Option<i32>,
+        key: Option<&str>,
+        payload: &[u8],
+    ) -> anyhow::Result<()> {
         let name = self.names.name(topic);
         let mut record = FutureRecord::<str, [u8]>::to(&name).payload(payload);
         if let Some(key) = key {
             record = record.key(key);
+        }
+        if let Some(partition) = partition {
+            record = record.partition(partition);
         }
         self.producer
             .send(record, Duration::from_secs(10))

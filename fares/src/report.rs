@@ -141,10 +141,11 @@ pub fn status_line(fare: &Value) -> String {
         "failed" => format!("failed: {reason} — compensations: {compensations}"),
         "rejected" => format!("rejected: {reason}"),
         "needs_attention" => format!("NEEDS ATTENTION: {reason} — compensations: {compensations}"),
-        "refunding" => format!(
-            "in progress: refunding ({reason}); the gateway refused {} refund attempt(s), next attempt at {}",
+        "refunding" | "releasing" => format!(
+            "in progress: {status} ({reason}); {} attempt(s) refused so far, next attempt at {}, given up at {}",
             fare.get("compensation_attempts").and_then(Value::as_i64).unwrap_or(0),
-            text(fare, "next_compensation_at").unwrap_or("unknown")
+            text(fare, "next_compensation_at").unwrap_or("unknown"),
+            text(fare, "compensation_deadline").unwrap_or("unknown")
         ),
         other => format!("in progress: {other} (no outcome yet)"),
     }
@@ -252,10 +253,12 @@ mod tests {
     #[test]
     fn a_refund_waiting_for_its_next_attempt() {
         let refunding = json!({"status": "refunding", "failure_reason": "ledger update failed: closed",
+            "compensation_deadline": "2026-11-27T14:00:00Z",
             "compensation_attempts": 2, "next_compensation_at": "2026-11-27T09:00:00Z"});
         assert_eq!(
             status_line(&refunding),
-            "in progress: refunding (ledger update failed: closed); the gateway refused 2 refund attempt(s), next attempt at 2026-11-27T09:00:00Z"
+            "in progress: refunding (ledger update failed: closed); 2 attempt(s) refused so far, \
+             next attempt at 2026-11-27T09:00:00Z, given up at 2026-11-27T14:00:00Z"
         );
     }
 

@@ -61,6 +61,24 @@ svc_healthy() {
     curl -fsS -m 2 -o /dev/null "http://$(svc_addr "$1")/health"
 }
 
+# The services' tuning variables: taken from the shell that runs `up` or `start` when set there,
+# so that e.g. `GATEWAY_LATENCY_MS=100 scripts/stack start payment-service` restarts it with
+# that latency. COMPENSATION_BUDGET defaults to 30s here (SPEC §4: every marker path ends
+# within a minute in a demo), not to the services' production default of 6h.
+SERVICE_TUNING=(GATEWAY_FAULT_RATE GATEWAY_LATENCY_MS GATEWAY_SLOW_MS GATEWAY_MAX_ATTEMPTS
+    GATEWAY_RETRY_BASE_MS COMPENSATION_BUDGET COMPENSATION_RETRY_BASE_MS COMPENSATION_RETRY_MAX_MS
+    KAFKA_MAX_POLL_INTERVAL_MS LOG_FORMAT)
+
+# service_tuning: NAME=VALUE for each tuning variable set in this shell.
+service_tuning() {
+    local name
+    for name in "${SERVICE_TUNING[@]}"; do
+        if [[ -n "${!name:-}" ]]; then
+            echo "$name=${!name}"
+        fi
+    done
+}
+
 svc_start() {
     local name="$1" addr port
     addr="$(svc_addr "$name")"
@@ -69,8 +87,10 @@ svc_start() {
         die "port $port ($name) is held by $(port_holder "$port")"
     fi
     info "starting $name on $addr (log: $(svc_log "$name" | sed "s#^$ROOT/##"))"
+    local tuning
+    mapfile -t tuning < <(COMPENSATION_BUDGET="${COMPENSATION_BUDGET:-30s}" service_tuning)
     start_daemon "$name" "$(svc_pidfile "$name")" "$(svc_log "$name")" \
-        env KAFKA_BOOTSTRAP_SERVERS="$KAFKA_BOOTSTRAP_SERVERS" \
+        env "${tuning[@]}" KAFKA_BOOTSTRAP_SERVERS="$KAFKA_BOOTSTRAP_SERVERS" \
         PAYMENT_DATABASE_URL="$PAYMENT_DATABASE_URL" \
         ACCOUNTING_DATABASE_URL="$ACCOUNTING_DATABASE_URL" \
         PAYMENT_HTTP_ADDR="$PAYMENT_HTTP_ADDR" \

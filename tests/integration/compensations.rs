@@ -100,6 +100,9 @@ async fn two_instances_make_each_compensation_attempt_once() -> anyhow::Result<(
     config.retry.compensation_budget = Duration::from_secs(4);
     config.retry.compensation_backoff =
         Backoff::new(Duration::from_secs(2), Duration::from_secs(2));
+    // Each attempt takes 0.4 s: long enough for the other instance to look for due attempts
+    // while it is under way.
+    config.faults.latency = Duration::from_millis(400);
     for _ in 0..2 {
         env.start_payment_with(config.clone()).await?;
     }
@@ -117,11 +120,12 @@ async fn two_instances_make_each_compensation_attempt_once() -> anyhow::Result<(
             _ => None,
         })
         .expect("RefundFailed");
-    // One attempt at once, then one every 1 to 2 s (the backoff's jitter) until 4 s have
-    // passed: 3 to 5 attempts. Both instances attempting at each due time would make 6 or more.
+    // One attempt at once, then one 1 to 2 s (the backoff's jitter) after the last one ended,
+    // each taking 0.4 s, until 4 s have passed: 3 or 4 attempts. Both instances attempting at
+    // each due time would make 6 or more.
     assert!(
         (3..=5).contains(&refund.attempts),
-        "{} attempts in a 4 s budget with 1 to 2 s between attempts",
+        "{} attempts in a 4 s budget with 1.4 to 2.4 s between attempts",
         refund.attempts
     );
     env.teardown().await

@@ -77,54 +77,57 @@ async fn an_identical_duplicate_is_ignored_and_a_different_one_is_dead_lettered(
     env.teardown().await
 }
 
-/// Two copies of the same request (same data, each with its own event_id, each keyed its own
-/// way, as with kcat without -K) reach two instances at once: one registers the fare, the other
-/// finds it and ignores the copy (SPEC §6.6) — it is not dead-lettered.
+/// Two copies of the same request (same data, each with its own event_id, keyed differently,
+/// as with kcat without -K) reach two instances at once: one registers the fare, the other
+/// finds it and ignores its copy (SPEC §6.6) — it is not dead-lettered.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn identical_requests_on_two_instances_at_once_are_one_saga_and_no_dead_letter(
 ) -> anyhow::Result<()> {
     let mut env = TestEnv::new().await?;
+    let mut config = env.payment_config();
+    // Each registration holds its fare's new row for a while: both copies are in flight at once.
+    config.faults.latency = Duration::from_millis(300);
     for _ in 0..2 {
-        env.start_payment_with(env.payment_config()).await?;
+        env.start_payment_with(config.clone()).await?;
     }
     env.start_accounting().await?;
     env.wait_until_healthy().await?;
-    let fares: Vec<String> = (0..100).map(|i| format!("wr_twice_{i}")).collect();
-    let copies: Vec<(String, String)> = fares
-        .iter()
-        .flat_map(|fare_id| {
-            ["", "-copy"].map(|key_suffix| {
-                let mut request: serde_json::Value =
-                    serde_json::from_str(&minimal_request(fare_id, "3", 700)).unwrap();
-                request["event_id"] = serde_json::json!(uuid::Uuid::now_v7().to_string());
-                (format!("{fare_id}{key_suffix}"), request.to_string())
-            })
-        })
-        .collect();
-    futures::future::try_join_all(
-        copies
-            .iter()
-            .map(|(key, body)| env.publish(Topic::FareRequests, Some(key), body.as_bytes())),
-    )
-    .await?;
-    env.wait_for_outcomes(fares.len(), TIMEOUT).await?;
-    // A later fare on every partition proves every copy was consumed before we look.
-    for i in 0..12 {
-        env.request_fare(&format!("wr_later_{i}"), "3", 100).await?;
-    }
-    env.wait_for_outcomes(fares.len() + 12, TIMEOUT).await?;
-    let letters = env.recorder.on_topic(Topic::PaymentDlq);
+    let instances = env.health_of("payment-service").await?;
     assert!(
-        letters.is_empty(),
-        "dead-lettered: {:?}",
-        letters
-            .iter()
-            .map(|l| &l.headers["dlq.error"])
-            .collect::<Vec<_>>()
+        instances.iter().all(|health| health["partitions"] == 3),
+        "each instance has half of the six partitions: {instances:?}"
     );
-    for fare_id in &fares {
+    for i in 0..8 {
+        let fare_id = format!("wr_twice_{i}");
+        // Partition 0 and partition 5: one for each instance (range assignment of 6 to 2).
+        let copies = [(0, fare_id.clone()), (5, format!("{fare_id}-copy"))];
+        futures::future::try_join_all(copies.iter().map(|(partition, key)| {
+            let mut request: serde_json::Value =
+                serde_json::from_str(&minimal_request(&fare_id, "3", 700)).unwrap();
+            request["event_id"] = serde_json::json!(uuid::Uuid::now_v7().to_string());
+            let body = request.to_string();
+            let env = &env;
+            async move {
+                env.publish_to(
+                    Topic::FareRequests,
+                    Some(*partition),
+                    Some(key),
+                    body.as_bytes(),
+                )
+                .await
+            }
+        }))
+        .await?;
+        env.recorder.outcome_of(&fare_id, TIMEOUT).await?;
+        let types = env
+            .recorder
+            .wait_for("the whole saga", TIMEOUT, |_| {
+                let types = env.recorder.event_types_for(&fare_id);
+                (types.len() >= 4).then_some(types)
+            })
+            .await?;
         assert_eq!(
-            env.recorder.event_types_for(fare_id),
+            types,
             vec![
                 EventType::PreAuthorised,
                 EventType::Charged,
@@ -134,5 +137,27 @@ async fn identical_requests_on_two_instances_at_once_are_one_saga_and_no_dead_le
             "{fare_id}: one saga"
         );
     }
+    // A later fare on each instance proves every copy was consumed before we look.
+    for (i, partition) in [0, 5].into_iter().enumerate() {
+        let fare_id = format!("wr_later_{i}");
+        let request = minimal_request(&fare_id, "3", 100);
+        env.publish_to(
+            Topic::FareRequests,
+            Some(partition),
+            Some(&fare_id),
+            request.as_bytes(),
+        )
+        .await?;
+        env.recorder.outcome_of(&fare_id, TIMEOUT).await?;
+    }
+    let letters = env.recorder.on_topic(Topic::PaymentDlq);
+    assert!(
+        letters.is_empty(),
+        "dead-lettered: {:?}",
+        letters
+            .iter()
+            .map(|l| &l.headers["dlq.error"])
+            .collect::<Vec<_>>()
+    );
     env.teardown().await
 }
