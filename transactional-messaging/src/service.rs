@@ -21,7 +21,7 @@ use crate::consumer::{run_consumer, DeadLetterTarget, Handler};
 use crate::http::health_routes;
 use crate::kafka::GroupMembership;
 use crate::relay::{run_relay, RelayWaker};
-use crate::{database, kafka};
+use crate::{database, kafka, read_api};
 
 /// How long a service may take to stop cleanly before it stops anyway. Nothing is lost
 /// either way: the outbox and the uncommitted offsets are durable.
@@ -116,7 +116,8 @@ impl Service {
     }
 
     /// Runs until `shutdown` completes, then stops in order (see the module doc). `router` is
-    /// the service's read API; `GET /health` is added to it.
+    /// the service's read API; `GET /health` is added to it, and every answer passes through
+    /// [`read_api::mask_card_numbers`]. A read API bound beyond loopback is logged as a warning.
     pub async fn run<H: Handler>(
         self,
         handler: H,
@@ -149,11 +150,15 @@ impl Service {
             waker,
             stopped(relay_stop),
         ));
-        let router = router.merge(health_routes(
+        // Every answer, whichever route gives it, goes through the card-number mask.
+        let router = read_api::with_card_numbers_masked(router.merge(health_routes(
             self.pool.clone(),
             self.membership.clone(),
             self.identity.name,
-        ));
+        )));
+        if let Ok(addr) = self.listener.local_addr() {
+            read_api::warn_if_exposed(self.identity.name, addr);
+        }
         let (http_stop_sender, http_stop) = watch::channel(false);
         let server = tokio::spawn(
             axum::serve(self.listener, router)
