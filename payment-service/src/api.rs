@@ -1,8 +1,15 @@
-//! The payment-service's HTTP read API: `GET /fares/{fare_id}` (the fare, the events it
-//! consumed and emitted for it, the gateway operations), `GET /fares` (counts by status) and
-//! `GET /fares?status=needs_attention` for operators; `GET /health` is added by the shared
-//! runtime. Read-only: state changes only through events.
+//! The payment-service's HTTP read API, for operators (no authentication: loopback only, see
+//! `transactional_messaging::read_api`):
+//!
+//! - `GET /fares/{fare_id}?limit=` — the fare, the events it consumed and emitted for it, the
+//!   dead letters of messages keyed with its id, and the gateway operations; each list bounded
+//!   by `limit` (default 100, at most 1000) with its `total` and `truncated`;
+//! - `GET /fares` — how many fares are in each status;
+//! - `GET /fares?status=needs_attention` — the ids of the fares in a status, oldest first.
+//!
+//! `GET /health` is added by the shared runtime. Read-only: state changes only through events.
 
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -12,6 +19,7 @@ use events_schema::FareId;
 use serde_json::json;
 use sqlx::PgPool;
 use transactional_messaging::http::{error_response, found_or_404};
+use transactional_messaging::read_api::{paging, BadRequest, PageQuery};
 
 use crate::fare::{self, FareStatus};
 use crate::timeline;
@@ -23,14 +31,17 @@ pub fn router(pool: PgPool) -> Router {
         .with_state(pool)
 }
 
-async fn show_fare(State(pool): State<PgPool>, Path(fare_id): Path<String>) -> Response {
-    match FareId::parse(&fare_id) {
-        Ok(fare_id) => found_or_404(
-            timeline::of_fare(&pool, &fare_id).await,
-            &format!("fare {fare_id}"),
-        ),
-        Err(error) => error_response(StatusCode::BAD_REQUEST, &error.to_string()),
-    }
+async fn show_fare(
+    State(pool): State<PgPool>,
+    Path(fare_id): Path<String>,
+    query: Result<Query<PageQuery>, QueryRejection>,
+) -> Result<Response, BadRequest> {
+    let (limit, _) = paging(query)?;
+    let fare_id = FareId::parse(&fare_id).map_err(|error| BadRequest(error.to_string()))?;
+    Ok(found_or_404(
+        timeline::of_fare(&pool, &fare_id, limit).await,
+        &format!("fare {fare_id}"),
+    ))
 }
 
 #[derive(Debug, serde::Deserialize)]
