@@ -10,4 +10,5 @@ mod duplicates;
 mod harness;
 mod markers;
 mod outage;
+mod read_api;
 mod schema_ownership;
