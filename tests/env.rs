@@ -435,3 +435,34 @@ pub fn minimal_request(fare_id: &str, customer_id: &str, amount_minor: i64) -> S
     })
     .to_string()
 }
+
+/// An answer of a read API: its status and body.
+#[derive(Debug)]
+pub struct ReadApiAnswer {
+    pub status: reqwest::StatusCode,
+    pub body: String,
+}
+
+impl ReadApiAnswer {
+    /// The body as JSON (every answer of the read APIs is JSON, errors included).
+    pub fn json(&self) -> anyhow::Result<serde_json::Value> {
+        serde_json::from_str(&self.body)
+            .with_context(|| format!("the answer ({}) is not JSON: {}", self.status, self.body))
+    }
+}
+
+impl TestEnv {
+    /// `GET path` on the read API of the running service `service`.
+    pub async fn read_api(&self, service: &str, path: &str) -> anyhow::Result<ReadApiAnswer> {
+        let url = self
+            .service_url(service, path)
+            .with_context(|| format!("{service} is not running"))?;
+        let answer = reqwest::get(&url)
+            .await
+            .with_context(|| format!("GET {url}"))?;
+        Ok(ReadApiAnswer {
+            status: answer.status(),
+            body: answer.text().await?,
+        })
+    }
+}

@@ -150,27 +150,39 @@ pub async fn failure_for_fare(
     .await
 }
 
-/// The customer's accounts (one per currency) and their latest entries, newest first.
-pub async fn statement(
+/// The customer's accounts (one per currency; a handful, not paged).
+pub async fn accounts(
     conn: &mut PgConnection,
     customer_id: &CustomerId,
-) -> sqlx::Result<(Vec<Account>, Vec<LedgerEntry>)> {
-    let accounts = sqlx::query_as!(
+) -> sqlx::Result<Vec<Account>> {
+    sqlx::query_as!(
         Account,
         "SELECT customer_id, currency, balance_minor, created_at, updated_at FROM accounts \
          WHERE customer_id = $1 ORDER BY currency",
         customer_id.as_str()
     )
-    .fetch_all(&mut *conn)
-    .await?;
-    let entries = sqlx::query_as!(
+    .fetch_all(conn)
+    .await
+}
+
+/// Up to `limit` of the customer's ledger entries, newest first, starting after (older than)
+/// entry `before_id`, or from the newest. One page of the read API's list; each page is an
+/// index range (`ledger_entries_customer`).
+pub async fn entries(
+    conn: &mut PgConnection,
+    customer_id: &CustomerId,
+    before_id: Option<i64>,
+    limit: i64,
+) -> sqlx::Result<Vec<LedgerEntry>> {
+    sqlx::query_as!(
         LedgerEntry,
         "SELECT id, customer_id, currency, fare_id, amount_minor, balance_after_minor, \
-         charge_event_id, created_at FROM ledger_entries WHERE customer_id = $1 \
-         ORDER BY id DESC LIMIT 100",
-        customer_id.as_str()
+         charge_event_id, created_at FROM ledger_entries WHERE customer_id = $1 AND id < $2 \
+         ORDER BY id DESC LIMIT $3",
+        customer_id.as_str(),
+        before_id.unwrap_or(i64::MAX),
+        limit,
     )
     .fetch_all(conn)
-    .await?;
-    Ok((accounts, entries))
+    .await
 }

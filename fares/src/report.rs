@@ -7,6 +7,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::money::format_raw;
+use crate::services::{list_items, list_total, truncated_total};
 use crate::timeline::{self, Entry};
 
 /// The `--json` object, keys in this order.
@@ -67,11 +68,76 @@ pub fn render(
     timeline: &[Entry],
 ) -> String {
     let fare = payment.get("fare").unwrap_or(&Value::Null);
+    let accounting_view = match accounting {
+        Accounting::View(view) => Some(view),
+        Accounting::NotSeen | Accounting::Unreachable => None,
+    };
+    let views = [
+        ("payment-service", Some(payment)),
+        ("accounting-service", accounting_view),
+    ];
     let mut out = format!("fare {fare_id}{}\n\n", who_and_how_much(fare));
     out.push_str(&table(timeline));
+    for (service, view) in views {
+        out.push_str(
+            &view
+                .map(|v| incomplete_note(service, v))
+                .unwrap_or_default(),
+        );
+    }
     out.push_str(&format!("\nstatus: {}\n", status_line(fare)));
     out.push_str(&gateway_operations(payment));
     out.push_str(&format!("ledger: {}\n", ledger_line(accounting)));
+    for (service, view) in views {
+        out.push_str(&view.map(|v| dead_letters(service, v)).unwrap_or_default());
+    }
+    out
+}
+
+/// A note under the timeline when a service listed only the first of its events for the fare.
+fn incomplete_note(service: &str, view: &Value) -> String {
+    let Some(total) = truncated_total(view, "emitted") else {
+        return String::new();
+    };
+    format!(
+        "(incomplete: the {service} listed the first {} of the {total} events it emitted for this fare)\n",
+        list_items(view, "emitted").len()
+    )
+}
+
+/// How many lines of dead letters the report shows per service.
+const DEAD_LETTERS_SHOWN: usize = 3;
+
+/// The dead letters a service wrote for messages keyed with the fare's id (bad or conflicting
+/// requests, say): how many, and the first few with their source and reason. Nothing when
+/// there are none.
+fn dead_letters(service: &str, view: &Value) -> String {
+    let total = list_total(view, "dead_letters");
+    if total == 0 {
+        return String::new();
+    }
+    let letters = list_items(view, "dead_letters");
+    let mut out = format!("dead letters in the {service}'s DLQ under this fare id: {total}");
+    if letters.len() > DEAD_LETTERS_SHOWN || i64::try_from(letters.len()) != Ok(total) {
+        out.push_str(&format!(
+            ", the first {}",
+            letters.len().min(DEAD_LETTERS_SHOWN)
+        ));
+    }
+    out.push_str(":\n");
+    for letter in letters.iter().take(DEAD_LETTERS_SHOWN) {
+        let headers = letter.get("headers").unwrap_or(&Value::Null);
+        out.push_str(&format!(
+            "  {}  from {} partition {} offset {}: {}\n",
+            text(letter, "created_at")
+                .map(short_time)
+                .unwrap_or_else(|| "?".to_owned()),
+            text(headers, "dlq.source.topic").unwrap_or("?"),
+            text(headers, "dlq.source.partition").unwrap_or("?"),
+            text(headers, "dlq.source.offset").unwrap_or("?"),
+            text(headers, "dlq.error").unwrap_or("no reason recorded"),
+        ));
+    }
     out
 }
 
@@ -153,11 +219,7 @@ pub fn status_line(fare: &Value) -> String {
 
 /// The gateway calls, one per line, or nothing when there were none.
 fn gateway_operations(payment: &Value) -> String {
-    let operations: Vec<&Value> = payment
-        .get("gateway_operations")
-        .and_then(Value::as_array)
-        .map(|list| list.iter().collect())
-        .unwrap_or_default();
+    let operations = list_items(payment, "gateway_operations");
     if operations.is_empty() {
         return "gateway: no operations\n".to_owned();
     }
@@ -178,6 +240,12 @@ fn gateway_operations(payment: &Value) -> String {
             text(op, "operation").unwrap_or("?"),
             money(op, "amount_minor").unwrap_or_default(),
             outcome
+        ));
+    }
+    if let Some(total) = truncated_total(payment, "gateway_operations") {
+        out.push_str(&format!(
+            "  … and {} more\n",
+            total - i64::try_from(operations.len()).unwrap_or(0)
         ));
     }
     out
@@ -318,20 +386,65 @@ mod tests {
                      "amount_minor": 2000, "currency": "USD", "status": "failed",
                      "failure_reason": "capture declined", "compensations": ["pre_auth_released"],
                      "created_at": "2026-11-27T08:00:00Z"},
-            "consumed": [],
-            "emitted": [],
-            "gateway_operations": [
+            "consumed": {"items": [], "total": 0, "truncated": false},
+            "emitted": {"items": [], "total": 0, "truncated": false},
+            "dead_letters": {"items": [], "total": 0, "truncated": false},
+            "gateway_operations": {"total": 2, "truncated": false, "items": [
                 {"operation": "pre_authorise", "approved": true, "reference": "auth_1",
                  "decline_reason": null, "amount_minor": 2000, "currency": "USD",
                  "created_at": "2026-11-27T08:00:00.010Z"},
                 {"operation": "capture", "approved": false, "reference": null,
                  "decline_reason": "capture declined", "amount_minor": 2000, "currency": "USD",
-                 "created_at": "2026-11-27T08:00:00.020Z"}]
+                 "created_at": "2026-11-27T08:00:00.020Z"}]}
         });
+        let empty = json!({"items": [], "total": 0, "truncated": false});
         (
             payment,
-            json!({"fare_id": "wr_1", "ledger_entry": null, "credit_failure": null, "emitted": []}),
+            json!({"fare_id": "wr_1", "ledger_entry": null, "credit_failure": null,
+                   "emitted": empty, "dead_letters": empty}),
         )
+    }
+
+    #[test]
+    fn truncated_lists_and_dead_letters_are_told() {
+        let (mut payment, mut accounting) = views();
+        payment["gateway_operations"]["total"] = json!(5);
+        payment["gateway_operations"]["truncated"] = json!(true);
+        let letter = |offset: u32| {
+            json!({"created_at": "2026-11-27T08:00:01Z", "payload": "{}", "headers": {
+                "dlq.source.topic": "fare-requests", "dlq.source.partition": "0",
+                "dlq.source.offset": offset.to_string(),
+                "dlq.error": "conflicting duplicate: fare wr_1 was already requested"}})
+        };
+        payment["dead_letters"] = json!({"total": 300, "truncated": true,
+            "items": (0..100).map(letter).collect::<Vec<_>>()});
+        accounting["emitted"] = json!({"total": 120, "truncated": true, "items": []});
+        let fare_id = FareId::parse("wr_1").unwrap();
+        let timeline = timeline::merge(&payment, Some(&accounting));
+        let text = render(&fare_id, &payment, Accounting::View(&accounting), &timeline);
+        assert!(
+            text.contains("(incomplete: the accounting-service listed the first 0 of the 120 events it emitted for this fare)\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("DECLINED: capture declined\n  … and 3 more\n"),
+            "{text}"
+        );
+        assert!(
+            text.ends_with(
+                "dead letters in the payment-service's DLQ under this fare id: 300, the first 3:\n\
+                 \x20 2026-11-27T08:00:01.000Z  from fare-requests partition 0 offset 0: conflicting duplicate: fare wr_1 was already requested\n\
+                 \x20 2026-11-27T08:00:01.000Z  from fare-requests partition 0 offset 1: conflicting duplicate: fare wr_1 was already requested\n\
+                 \x20 2026-11-27T08:00:01.000Z  from fare-requests partition 0 offset 2: conflicting duplicate: fare wr_1 was already requested\n"
+            ),
+            "{text}"
+        );
+        let (payment, accounting) = views();
+        let text = render(&fare_id, &payment, Accounting::View(&accounting), &timeline);
+        assert!(
+            !text.contains("incomplete") && !text.contains("dead letters"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -1,5 +1,5 @@
 //! The services' HTTP read APIs (`GET /fares/{fare_id}`), the only way the CLI sees their
-//! state: it never reads their databases.
+//! state: it never reads their databases. Their lists are bounded: see [`list_items`].
 
 use std::time::Duration;
 
@@ -98,6 +98,33 @@ impl ReadApi {
     }
 }
 
+/// The items of one of a view's lists. The read APIs answer each list as
+/// `{"items": [...], "total": n, "truncated": bool}` (at most `limit` items, default 100); a
+/// plain array is read too.
+pub fn list_items<'a>(view: &'a Value, key: &str) -> &'a [Value] {
+    view.get(key)
+        .map(|list| list.get("items").unwrap_or(list))
+        .and_then(Value::as_array)
+        .map_or(&[], Vec::as_slice)
+}
+
+/// How many items a list has in all, when the service left some out of its answer.
+pub fn truncated_total(view: &Value, key: &str) -> Option<i64> {
+    let list = view.get(key)?;
+    if list.get("truncated").and_then(Value::as_bool) != Some(true) {
+        return None;
+    }
+    list.get("total").and_then(Value::as_i64)
+}
+
+/// How many items a list has in all (the items shown when the service did not say).
+pub fn list_total(view: &Value, key: &str) -> i64 {
+    view.get(key)
+        .and_then(|list| list.get("total"))
+        .and_then(Value::as_i64)
+        .unwrap_or_else(|| i64::try_from(list_items(view, key).len()).unwrap_or(i64::MAX))
+}
+
 /// The base URL to use: the flag or `*_URL` variable when given, else `http://` + the
 /// service's own `*_HTTP_ADDR` (what `scripts/stack` and `.stack/env` set), else `default`.
 /// A value without a scheme gets `http://`; a trailing slash is dropped; a wildcard listen
@@ -121,6 +148,24 @@ pub fn base_url(given: Option<&str>, http_addr: Option<&str>, default: &str) -> 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn lists_are_read_bounded_or_plain() {
+        let view = json!({
+            "emitted": {"items": [1, 2], "total": 5, "truncated": true},
+            "consumed": {"items": [1], "total": 1, "truncated": false},
+            "gateway_operations": [1, 2, 3],
+        });
+        assert_eq!(list_items(&view, "emitted").len(), 2);
+        assert_eq!(truncated_total(&view, "emitted"), Some(5));
+        assert_eq!(list_total(&view, "emitted"), 5);
+        assert_eq!(truncated_total(&view, "consumed"), None);
+        assert_eq!(list_items(&view, "gateway_operations").len(), 3);
+        assert_eq!(list_total(&view, "gateway_operations"), 3);
+        assert!(list_items(&view, "dead_letters").is_empty());
+        assert_eq!(list_total(&view, "dead_letters"), 0);
+    }
 
     #[test]
     fn base_url_prefers_the_flag_then_the_listen_address() {

@@ -15,6 +15,7 @@ use time::OffsetDateTime;
 
 use crate::detail::describe;
 use crate::money::format_raw;
+use crate::services::list_items;
 
 /// One row of the timeline.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -110,11 +111,8 @@ pub fn order(entries: Vec<Entry>) -> Vec<Entry> {
 fn request_entry(payment: &Value) -> Option<Entry> {
     let fare = payment.get("fare")?;
     let event_id = fare.get("request_event_id")?.as_str()?.to_owned();
-    let received = payment
-        .get("consumed")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
+    let received = list_items(payment, "consumed")
+        .iter()
         .find(|c| c.get("event_id").and_then(Value::as_str) == Some(event_id.as_str()))
         .and_then(|c| c.get("processed_at"))
         .or_else(|| fare.get("created_at"))
@@ -146,10 +144,8 @@ fn request_entry(payment: &Value) -> Option<Entry> {
 
 /// The service's `emitted` list as entries.
 fn emitted_entries(view: &Value, service: &str) -> Vec<Entry> {
-    view.get("emitted")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
+    list_items(view, "emitted")
+        .iter()
         .map(|item| emitted_entry(item, service))
         .collect()
 }
@@ -230,16 +226,16 @@ mod tests {
         e
     }
 
+    /// A read API's bounded list of `events`.
     fn emitted(events: &[&Event]) -> Value {
-        Value::Array(
-            events
-                .iter()
-                .map(|e| {
-                    json!({"event_id": e.event_id.to_string(), "topic": "x", "event": e.to_value(),
-                           "created_at": "2026-11-27T08:00:00Z", "published_at": "2026-11-27T08:00:01Z"})
-                })
-                .collect(),
-        )
+        let items: Vec<Value> = events
+            .iter()
+            .map(|e| {
+                json!({"event_id": e.event_id.to_string(), "topic": "x", "event": e.to_value(),
+                       "created_at": "2026-11-27T08:00:00Z", "published_at": "2026-11-27T08:00:01Z"})
+            })
+            .collect();
+        json!({"total": items.len(), "truncated": false, "items": items})
     }
 
     /// A collected saga; the accounting event carries the same millisecond as FareCollected.
@@ -297,10 +293,12 @@ mod tests {
                      "customer_id": "3", "amount_minor": 2000, "currency": "USD",
                      "status": "collected", "created_at": "2026-11-27T08:00:00.050Z"},
             // The inbox time is after the first emitted event's occurred_at.
-            "consumed": [{"event_id": req.event_id.to_string(), "event_type": "FareRequested",
-                          "processed_at": "2026-11-27T08:00:00.050Z"}],
+            "consumed": {"total": 1, "truncated": false,
+                         "items": [{"event_id": req.event_id.to_string(), "event_type": "FareRequested",
+                                    "processed_at": "2026-11-27T08:00:00.050Z"}]},
             "emitted": emitted(emitted_events),
-            "gateway_operations": [],
+            "dead_letters": {"total": 0, "truncated": false, "items": []},
+            "gateway_operations": {"total": 0, "truncated": false, "items": []},
         })
     }
 
@@ -346,7 +344,7 @@ mod tests {
     fn without_accounting_and_with_an_unpublished_event() {
         let (req, pre, ..) = collected();
         let mut payment = payment_view(&req, &[&pre]);
-        payment["emitted"][0]["published_at"] = Value::Null;
+        payment["emitted"]["items"][0]["published_at"] = Value::Null;
         let timeline = merge(&payment, None);
         assert_eq!(timeline.len(), 2);
         assert!(!timeline[1].published);

@@ -1,8 +1,16 @@
-//! The payment-service's HTTP read API: `GET /fares/{fare_id}` (the fare, the events it
-//! consumed and emitted for it, the gateway operations), `GET /fares` (counts by status) and
-//! `GET /fares?status=needs_attention` for operators; `GET /health` is added by the shared
-//! runtime. Read-only: state changes only through events.
+//! The payment-service's HTTP read API, for operators (no authentication: loopback only, see
+//! `transactional_messaging::read_api`):
+//!
+//! - `GET /fares/{fare_id}?limit=` — the fare, the events it consumed and emitted for it, the
+//!   dead letters of messages keyed with its id, and the gateway operations; each list bounded
+//!   by `limit` (default 100, at most 1000) with its `total` and `truncated`;
+//! - `GET /fares` — how many fares are in each status;
+//! - `GET /fares?status=needs_attention&limit=&after=` — the ids of the fares in a status,
+//!   oldest first, a page at a time: `next` is the `after` of the next page (null on the last).
+//!
+//! `GET /health` is added by the shared runtime. Read-only: state changes only through events.
 
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -11,9 +19,13 @@ use axum::{Json, Router};
 use events_schema::FareId;
 use serde_json::json;
 use sqlx::PgPool;
+use time::OffsetDateTime;
 use transactional_messaging::http::{error_response, found_or_404};
+use transactional_messaging::read_api::{
+    decode_cursor, encode_cursor, paging, BadRequest, Limit, Page, PageQuery,
+};
 
-use crate::fare::{self, FareStatus};
+use crate::fare::{self, FareStatus, ListPosition};
 use crate::timeline;
 
 pub fn router(pool: PgPool) -> Router {
@@ -23,48 +35,118 @@ pub fn router(pool: PgPool) -> Router {
         .with_state(pool)
 }
 
-async fn show_fare(State(pool): State<PgPool>, Path(fare_id): Path<String>) -> Response {
-    match FareId::parse(&fare_id) {
-        Ok(fare_id) => found_or_404(
-            timeline::of_fare(&pool, &fare_id).await,
-            &format!("fare {fare_id}"),
-        ),
-        Err(error) => error_response(StatusCode::BAD_REQUEST, &error.to_string()),
-    }
+async fn show_fare(
+    State(pool): State<PgPool>,
+    Path(fare_id): Path<String>,
+    query: Result<Query<PageQuery>, QueryRejection>,
+) -> Result<Response, BadRequest> {
+    let (limit, _) = paging(query)?;
+    let fare_id = FareId::parse(&fare_id).map_err(|error| BadRequest(error.to_string()))?;
+    Ok(found_or_404(
+        timeline::of_fare(&pool, &fare_id, limit).await,
+        &format!("fare {fare_id}"),
+    ))
 }
 
 #[derive(Debug, serde::Deserialize)]
 struct ListQuery {
     status: Option<String>,
+    limit: Option<String>,
+    after: Option<String>,
 }
 
-async fn list_fares(State(pool): State<PgPool>, Query(query): Query<ListQuery>) -> Response {
-    let status = match query.status.as_deref() {
-        None => None,
-        Some(name) => match FareStatus::parse(name) {
-            Some(status) => Some(status),
-            None => {
-                return error_response(StatusCode::BAD_REQUEST, &format!("unknown status {name}"))
-            }
-        },
+async fn list_fares(
+    State(pool): State<PgPool>,
+    query: Result<Query<ListQuery>, QueryRejection>,
+) -> Result<Response, BadRequest> {
+    let Query(query) = query?;
+    let limit = Limit::parse(query.limit.as_deref())?;
+    let Some(name) = query.status.as_deref() else {
+        return Ok(respond(count_by_status(&pool).await));
     };
-    let result: anyhow::Result<serde_json::Value> = async {
-        let mut conn = pool.acquire().await?;
-        Ok(match status {
-            None => {
-                let counts = fare::count_by_status(&mut conn).await?;
-                let counts: std::collections::BTreeMap<_, _> = counts.into_iter().collect();
-                json!({ "fares_by_status": counts })
-            }
-            Some(status) => {
-                let ids = fare::ids_with_status(&mut conn, status).await?;
-                json!({ "status": status.as_str(), "fare_ids": ids })
-            }
-        })
-    }
-    .await;
+    let status =
+        FareStatus::parse(name).ok_or_else(|| BadRequest(format!("unknown status {name}")))?;
+    let after = query.after.as_deref().map(decode_position).transpose()?;
+    Ok(respond(
+        fares_in_status(&pool, status, after.as_ref(), limit).await,
+    ))
+}
+
+async fn count_by_status(pool: &PgPool) -> anyhow::Result<serde_json::Value> {
+    let mut conn = pool.acquire().await?;
+    let counts = fare::count_by_status(&mut conn).await?;
+    let counts: std::collections::BTreeMap<_, _> = counts.into_iter().collect();
+    Ok(json!({ "fares_by_status": counts }))
+}
+
+async fn fares_in_status(
+    pool: &PgPool,
+    status: FareStatus,
+    after: Option<&ListPosition>,
+    limit: Limit,
+) -> anyhow::Result<serde_json::Value> {
+    let mut conn = pool.acquire().await?;
+    let rows = fare::ids_with_status(&mut conn, status, after, limit.probe()).await?;
+    let page = Page::from_probe(rows, limit, encode_position);
+    let ids: Vec<String> = page.items.into_iter().map(|p| p.fare_id).collect();
+    Ok(json!({
+        "status": status.as_str(),
+        "fare_ids": ids,
+        "limit": limit.get(),
+        "next": page.next,
+    }))
+}
+
+fn respond(result: anyhow::Result<serde_json::Value>) -> Response {
     match result {
         Ok(body) => Json(body).into_response(),
         Err(error) => error_response(StatusCode::SERVICE_UNAVAILABLE, &format!("{error:#}")),
+    }
+}
+
+/// The cursor of the page after the fare at `position`: its creation time (Unix nanoseconds)
+/// and id, opaque to clients.
+fn encode_position(position: &ListPosition) -> String {
+    encode_cursor(&format!(
+        "{} {}",
+        position.created_at.unix_timestamp_nanos(),
+        position.fare_id
+    ))
+}
+
+fn decode_position(cursor: &str) -> Result<ListPosition, BadRequest> {
+    let text = decode_cursor(cursor)?;
+    text.split_once(' ')
+        .and_then(|(nanos, fare_id)| {
+            let created_at = OffsetDateTime::from_unix_timestamp_nanos(nanos.parse().ok()?).ok()?;
+            let fare_id = FareId::parse(fare_id).ok()?;
+            Some(ListPosition {
+                created_at,
+                fare_id: fare_id.as_str().to_owned(),
+            })
+        })
+        .ok_or_else(|| BadRequest::not_a_cursor(cursor))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_position_survives_its_cursor() {
+        let position = ListPosition {
+            created_at: OffsetDateTime::from_unix_timestamp_nanos(1_795_847_126_123_456_000)
+                .unwrap(),
+            fare_id: "wr_563".to_owned(),
+        };
+        assert_eq!(
+            decode_position(&encode_position(&position)).unwrap(),
+            position
+        );
+        let foreign = encode_cursor("yesterday wr_563");
+        assert_eq!(
+            decode_position(&foreign).unwrap_err(),
+            BadRequest::not_a_cursor(&foreign)
+        );
     }
 }

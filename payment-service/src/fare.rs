@@ -427,17 +427,40 @@ pub async fn count_by_status(conn: &mut PgConnection) -> sqlx::Result<Vec<(Strin
         .collect())
 }
 
-/// The ids of the fares in `status`, oldest first (at most 1000).
+/// Up to `limit` fares in `status`, oldest first (by `created_at`, then `fare_id`), starting
+/// after the fare `after` is the position of, or from the oldest. One page of the read API's
+/// list; each page is an index range (`fares_status_created`).
 pub async fn ids_with_status(
     conn: &mut PgConnection,
     status: FareStatus,
-) -> sqlx::Result<Vec<String>> {
-    sqlx::query_scalar!(
-        "SELECT fare_id FROM fares WHERE status = $1 ORDER BY created_at LIMIT 1000",
-        status.as_str()
+    after: Option<&ListPosition>,
+    limit: i64,
+) -> sqlx::Result<Vec<ListPosition>> {
+    // Without a position, start before every fare: one query shape, always an index range.
+    let start = ListPosition {
+        created_at: OffsetDateTime::UNIX_EPOCH,
+        fare_id: String::new(),
+    };
+    let after = after.unwrap_or(&start);
+    sqlx::query_as!(
+        ListPosition,
+        "SELECT created_at, fare_id FROM fares \
+         WHERE status = $1 AND (created_at, fare_id) > ($2, $3) \
+         ORDER BY created_at, fare_id LIMIT $4",
+        status.as_str(),
+        after.created_at,
+        after.fare_id,
+        limit,
     )
     .fetch_all(conn)
     .await
+}
+
+/// Where a fare stands in the lists of [`ids_with_status`]: they are ordered by these two.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListPosition {
+    pub created_at: OffsetDateTime,
+    pub fare_id: String,
 }
 
 #[cfg(test)]

@@ -1,10 +1,13 @@
 //! One fare as the payment-service shows it: its row, the events it consumed for it (inbox),
-//! the events it emitted (outbox), and the gateway operations.
+//! the events it emitted and the dead letters it wrote under its id (outbox), and the gateway
+//! operations. Each list holds at most `limit` items, the oldest, with how many there are: a
+//! flood of messages under one fare id costs an answer no more than `limit` rows a list.
 
 use events_schema::FareId;
 use sqlx::PgPool;
 use time::OffsetDateTime;
-use transactional_messaging::outbox::{self, EmittedEvent};
+use transactional_messaging::outbox::{self, DeadLetterView, EmittedEvent};
+use transactional_messaging::read_api::{Bounded, Limit};
 use uuid::Uuid;
 
 use crate::fare::{self, Fare};
@@ -13,9 +16,10 @@ use crate::fare::{self, Fare};
 pub struct FareView {
     pub service: &'static str,
     pub fare: Fare,
-    pub consumed: Vec<ConsumedEvent>,
-    pub emitted: Vec<EmittedEvent>,
-    pub gateway_operations: Vec<GatewayOperation>,
+    pub consumed: Bounded<ConsumedEvent>,
+    pub emitted: Bounded<EmittedEvent>,
+    pub dead_letters: Bounded<DeadLetterView>,
+    pub gateway_operations: Bounded<GatewayOperation>,
 }
 
 #[derive(Debug, serde::Serialize)]
@@ -42,33 +46,53 @@ pub struct GatewayOperation {
 }
 
 /// The fare's view, or `None` for a fare this service never registered.
-pub async fn of_fare(pool: &PgPool, fare_id: &FareId) -> anyhow::Result<Option<FareView>> {
+pub async fn of_fare(
+    pool: &PgPool,
+    fare_id: &FareId,
+    limit: Limit,
+) -> anyhow::Result<Option<FareView>> {
     let mut conn = pool.acquire().await?;
     let Some(fare) = fare::find(&mut conn, fare_id).await? else {
         return Ok(None);
     };
+    let consumed_total = sqlx::query_scalar!(
+        r#"SELECT count(*) AS "count!" FROM inbox WHERE fare_id = $1"#,
+        fare_id.as_str()
+    )
+    .fetch_one(&mut *conn)
+    .await?;
     let consumed = sqlx::query_as!(
         ConsumedEvent,
         "SELECT event_id, event_type, source_topic, source_partition, source_offset, processed_at \
-         FROM inbox WHERE fare_id = $1 ORDER BY processed_at",
-        fare_id.as_str()
+         FROM inbox WHERE fare_id = $1 ORDER BY processed_at, event_id LIMIT $2",
+        fare_id.as_str(),
+        limit.as_i64(),
     )
     .fetch_all(&mut *conn)
     .await?;
-    let emitted = outbox::emitted_for_key(&mut conn, fare_id.as_str()).await?;
+    let emitted = outbox::emitted_for_key(&mut conn, fare_id.as_str(), limit).await?;
+    let dead_letters = outbox::dead_letters_for_key(&mut conn, fare_id.as_str(), limit).await?;
+    let operations_total = sqlx::query_scalar!(
+        r#"SELECT count(*) AS "count!" FROM gateway_operations WHERE fare_id = $1"#,
+        fare_id.as_str()
+    )
+    .fetch_one(&mut *conn)
+    .await?;
     let gateway_operations = sqlx::query_as!(
         GatewayOperation,
         "SELECT operation, approved, reference, decline_reason, amount_minor, currency, created_at \
-         FROM gateway_operations WHERE fare_id = $1 ORDER BY created_at",
-        fare_id.as_str()
+         FROM gateway_operations WHERE fare_id = $1 ORDER BY created_at, idempotency_key LIMIT $2",
+        fare_id.as_str(),
+        limit.as_i64(),
     )
     .fetch_all(&mut *conn)
     .await?;
     Ok(Some(FareView {
         service: crate::SERVICE_NAME,
         fare,
-        consumed,
+        consumed: Bounded::new(consumed, consumed_total),
         emitted,
-        gateway_operations,
+        dead_letters,
+        gateway_operations: Bounded::new(gateway_operations, operations_total),
     }))
 }

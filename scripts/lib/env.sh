@@ -4,8 +4,8 @@
 # Needs common.sh and postgres.sh.
 
 ENV_FILE="$STACK_DIR/env"
-ENV_NAMES=(KAFKA_BOOTSTRAP_SERVERS DATABASE_URL PAYMENT_DATABASE_URL ACCOUNTING_DATABASE_URL
-    PAYMENT_HTTP_ADDR ACCOUNTING_HTTP_ADDR RUST_LOG)
+ENV_NAMES=(KAFKA_BOOTSTRAP_SERVERS TOPIC_SUFFIX DATABASE_URL PAYMENT_DATABASE_URL
+    ACCOUNTING_DATABASE_URL PAYMENT_HTTP_ADDR ACCOUNTING_HTTP_ADDR RUST_LOG)
 
 # Whether the caller chose Kafka / PostgreSQL, before any default is filled in.
 KAFKA_EXPLICIT="${KAFKA_BOOTSTRAP_SERVERS:+1}"
@@ -25,6 +25,7 @@ env_load_saved() {
 # env_defaults: fills whatever is still unset with the local stack's values.
 env_defaults() {
     export KAFKA_BOOTSTRAP_SERVERS="${KAFKA_BOOTSTRAP_SERVERS:-$KAFKA_LOCAL_ADDR}"
+    export TOPIC_SUFFIX="${TOPIC_SUFFIX:-}"
     export DATABASE_URL="${DATABASE_URL:-$PG_LOCAL_ADMIN_URL}"
     export PAYMENT_DATABASE_URL="${PAYMENT_DATABASE_URL:-$(pg_url_for "$DATABASE_URL" payment_service payment_service)}"
     export ACCOUNTING_DATABASE_URL="${ACCOUNTING_DATABASE_URL:-$(pg_url_for "$DATABASE_URL" accounting_service accounting_service)}"

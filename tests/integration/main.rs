@@ -15,4 +15,5 @@ mod harness;
 mod health;
 mod markers;
 mod outage;
+mod read_api;
 mod schema_ownership;

@@ -1,6 +1,7 @@
 //! Kafka + PostgreSQL plumbing shared by the saga's services: the transactional outbox and its
 //! relay, the inbox that de-duplicates consumed events, the dead-letter queue, the
-//! at-least-once consumer loop, topic creation, typed configuration and shutdown signals.
+//! at-least-once consumer loop, topic creation, typed configuration and shutdown signals, and
+//! what the services' read APIs share (bounded lists, the card-number mask).
 //!
 //! The guarantee this crate gives a service: a consumed message's effects, the record that it
 //! was consumed, and the events it causes commit in one PostgreSQL transaction; the Kafka offset
@@ -21,6 +22,7 @@ pub mod http;
 pub mod inbox;
 pub mod kafka;
 pub mod outbox;
+pub mod read_api;
 pub mod readiness;
 pub mod relay;
 pub mod retry;

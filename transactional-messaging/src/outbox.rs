@@ -9,9 +9,11 @@
 
 use std::collections::BTreeMap;
 
-use events_schema::{Event, EventId, Topic};
+use events_schema::{card, Event, EventId, Topic};
 use sqlx::PgConnection;
 use uuid::Uuid;
+
+use crate::read_api::{Bounded, Limit};
 
 /// One message to publish: where, with which key, which bytes and headers.
 #[derive(Debug, Clone, PartialEq)]
@@ -77,19 +79,40 @@ pub struct EmittedEvent {
     pub published_at: Option<time::OffsetDateTime>,
 }
 
-/// Every message this service emitted (or will emit) with `key`, oldest first.
+/// The base names of the dead-letter topics: their rows are dead letters, the others events.
+fn dead_letter_topics() -> Vec<String> {
+    Topic::ALL
+        .iter()
+        .filter(|t| t.is_dlq())
+        .map(|t| t.base_name().to_owned())
+        .collect()
+}
+
+/// The first `limit` events (not dead letters) this service emitted (or will emit) with
+/// `key`, oldest first, and how many there are.
 pub async fn emitted_for_key(
     conn: &mut PgConnection,
     key: &str,
-) -> sqlx::Result<Vec<EmittedEvent>> {
+    limit: Limit,
+) -> sqlx::Result<Bounded<EmittedEvent>> {
+    let dead_letter_topics = dead_letter_topics();
+    let total = sqlx::query_scalar!(
+        r#"SELECT count(*) AS "count!" FROM outbox WHERE message_key = $1 AND topic <> ALL($2)"#,
+        key,
+        &dead_letter_topics,
+    )
+    .fetch_one(&mut *conn)
+    .await?;
     let rows = sqlx::query!(
         "SELECT event_id, topic, payload, created_at, published_at FROM outbox \
-         WHERE message_key = $1 ORDER BY id",
-        key
+         WHERE message_key = $1 AND topic <> ALL($2) ORDER BY id LIMIT $3",
+        key,
+        &dead_letter_topics,
+        limit.as_i64(),
     )
     .fetch_all(conn)
     .await?;
-    Ok(rows
+    let events = rows
         .into_iter()
         .map(|row| EmittedEvent {
             event_id: row.event_id,
@@ -100,7 +123,91 @@ pub async fn emitted_for_key(
             created_at: row.created_at,
             published_at: row.published_at,
         })
-        .collect())
+        .collect();
+    Ok(Bounded::new(events, total))
+}
+
+/// How much of a dead letter's payload the read API shows.
+pub const DEAD_LETTER_PAYLOAD_SHOWN: usize = 4096;
+
+/// A dead letter this service wrote, as its read API shows it: where the message came from and
+/// why it could not be processed (`headers`, the `dlq.*` headers), and the start of its bytes.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct DeadLetterView {
+    pub event_id: Uuid,
+    pub topic: String,
+    pub headers: serde_json::Value,
+    /// The first [`DEAD_LETTER_PAYLOAD_SHOWN`] bytes as text (invalid UTF-8 replaced), card
+    /// numbers masked.
+    pub payload: String,
+    pub payload_bytes: i32,
+    pub payload_truncated: bool,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: time::OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub published_at: Option<time::OffsetDateTime>,
+}
+
+/// The first `limit` dead letters this service wrote for messages keyed `key`, oldest first,
+/// and how many there are. A flood of bad messages under one key costs each answer at most
+/// `limit` rows of [`DEAD_LETTER_PAYLOAD_SHOWN`] bytes.
+pub async fn dead_letters_for_key(
+    conn: &mut PgConnection,
+    key: &str,
+    limit: Limit,
+) -> sqlx::Result<Bounded<DeadLetterView>> {
+    let dead_letter_topics = dead_letter_topics();
+    let total = sqlx::query_scalar!(
+        r#"SELECT count(*) AS "count!" FROM outbox WHERE message_key = $1 AND topic = ANY($2)"#,
+        key,
+        &dead_letter_topics,
+    )
+    .fetch_one(&mut *conn)
+    .await?;
+    // A little more than is shown, so that a card number across the cut is masked whole.
+    let read = i32::try_from(DEAD_LETTER_PAYLOAD_SHOWN + CARD_NUMBER_MAX_CHARS).unwrap_or(i32::MAX);
+    let rows = sqlx::query!(
+        r#"SELECT event_id, topic, headers, substring(payload FROM 1 FOR $3) AS "head!",
+                  octet_length(payload) AS "payload_bytes!", created_at, published_at
+           FROM outbox WHERE message_key = $1 AND topic = ANY($2) ORDER BY id LIMIT $4"#,
+        key,
+        &dead_letter_topics,
+        read,
+        limit.as_i64(),
+    )
+    .fetch_all(conn)
+    .await?;
+    let letters = rows
+        .into_iter()
+        .map(|row| {
+            let (payload, cut) = shown_payload(&row.head);
+            DeadLetterView {
+                event_id: row.event_id,
+                topic: row.topic,
+                headers: row.headers,
+                payload,
+                payload_bytes: row.payload_bytes,
+                payload_truncated: cut,
+                created_at: row.created_at,
+                published_at: row.published_at,
+            }
+        })
+        .collect();
+    Ok(Bounded::new(letters, total))
+}
+
+/// The most characters a card number spans: 19 digits and a separator between each two.
+const CARD_NUMBER_MAX_CHARS: usize = 37;
+
+/// The start of a payload as shown: masked first (SPEC §3), then cut at
+/// [`DEAD_LETTER_PAYLOAD_SHOWN`] bytes, so that no cut leaves part of a card number readable.
+/// Returns the text and whether it was cut.
+fn shown_payload(head: &[u8]) -> (String, bool) {
+    let masked = card::mask_card_numbers(head);
+    let bytes = masked.as_deref().unwrap_or(head);
+    let cut = bytes.len() > DEAD_LETTER_PAYLOAD_SHOWN;
+    let shown = &bytes[..bytes.len().min(DEAD_LETTER_PAYLOAD_SHOWN)];
+    (String::from_utf8_lossy(shown).into_owned(), cut)
 }
 
 /// A stable id for a message that has none of its own (a dead letter), so that writing it
@@ -108,4 +215,28 @@ pub async fn emitted_for_key(
 pub fn derived_id(name: &[u8]) -> EventId {
     const NAMESPACE: Uuid = Uuid::from_u128(0x5a6d_1f0e_8c3b_4e2a_9d71_0b6c_4f3e_2a18);
     EventId::from_uuid(Uuid::new_v5(&NAMESPACE, name))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_shown_payload_is_masked_before_it_is_cut() {
+        // A card number across the cut: without masking first, its first ten digits would show.
+        let mut head = vec![b' '; DEAD_LETTER_PAYLOAD_SHOWN - 10];
+        head.extend_from_slice(b"4111111111111111\"}");
+        let (shown, cut) = shown_payload(&head);
+        assert!(cut);
+        assert_eq!(shown.len(), DEAD_LETTER_PAYLOAD_SHOWN);
+        assert!(
+            shown.ends_with(" 411111****"),
+            "{:?}",
+            &shown[shown.len() - 12..]
+        );
+
+        let (shown, cut) = shown_payload(b"{\"payment_token\":\"4111 1111 1111 1111\"}");
+        assert!(!cut);
+        assert_eq!(shown, "{\"payment_token\":\"4111 11** **** 1111\"}");
+    }
 }

@@ -34,7 +34,7 @@ use crate::http::health_routes;
 use crate::kafka::GroupMembership;
 use crate::readiness::Readiness;
 use crate::relay::run_relay;
-use crate::{database, kafka};
+use crate::{database, kafka, read_api};
 
 /// How long a service may take to stop cleanly before it stops anyway. Nothing is lost
 /// either way: the outbox and the uncommitted offsets are durable.
@@ -136,8 +136,8 @@ impl Service {
         let listener = TcpListener::bind(http_addr)
             .await
             .with_context(|| format!("cannot listen on {http_addr}"))?;
-        if !http_addr.ip().is_loopback() {
-            tracing::warn!(%http_addr, "the read API (an operator API without authentication) listens beyond loopback");
+        if let Ok(addr) = listener.local_addr() {
+            read_api::warn_if_exposed(identity.service.name(), addr);
         }
         Ok(Service {
             identity,
@@ -174,8 +174,9 @@ impl Service {
     }
 
     /// Runs until `shutdown` completes or a task ends, then stops in order (see the module
-    /// doc). `router` is the service's read API; `GET /health` is added to it. `tasks` are the
-    /// service's own background tasks, stopped by [`Service::stopping`].
+    /// doc). `router` is the service's read API; `GET /health` is added to it, and every answer
+    /// passes through [`read_api::mask_card_numbers`]. `tasks` are the service's own background
+    /// tasks, stopped by [`Service::stopping`].
     pub async fn run<H: Handler>(
         self,
         handler: H,
@@ -223,11 +224,12 @@ impl Service {
             ),
             &ended,
         );
-        let router = router.merge(health_routes(
+        // Every answer, whichever route gives it, goes through the card-number mask.
+        let router = read_api::with_card_numbers_masked(router.merge(health_routes(
             self.pool.clone(),
             self.readiness.clone(),
             name,
-        ));
+        )));
         let (http_stop, http_stopped) = watch::channel(false);
         let server = supervise(
             "http",
