@@ -109,9 +109,20 @@ async fn attempt<G: PaymentGateway>(
         return Ok(());
     }
     fare.compensation_attempts += 1;
+    // This attempt began when it was claimed, not when a later claim (a lease run out) did.
+    fare.compensation_claimed_at = claimed.compensation_claimed_at;
     let attempts = u32::try_from(fare.compensation_attempts).unwrap_or(u32::MAX);
+    let operation = compensation.operation().as_str();
     let data = match answer {
         Ok(gateway_reference) => {
+            fare::record_compensation_attempt(
+                &mut tx,
+                &fare,
+                operation,
+                "approved",
+                Some(&gateway_reference),
+            )
+            .await?;
             fare.status = compensation.done();
             fare.add_compensation(compensation);
             if compensation == Compensation::PaymentRefunded {
@@ -130,6 +141,8 @@ async fn attempt<G: PaymentGateway>(
             tracing::error!(fare_id = %fare.fare_id, attempts, reason, operation = compensation.operation().as_str(),
                 "compensation still refused when its budget was spent; the fare needs attention");
             fare.status = compensation.given_up();
+            fare::record_compensation_attempt(&mut tx, &fare, operation, "given_up", Some(&reason))
+                .await?;
             fare::schedule_compensation(&mut tx, &fare.fare_id, None).await?;
             Some(given_up_event(
                 compensation,
@@ -143,6 +156,8 @@ async fn attempt<G: PaymentGateway>(
             let delay = saga.policy.compensation_backoff.delay(attempts);
             tracing::warn!(fare_id = %fare.fare_id, attempts, reason, retry_in = ?delay,
                 operation = compensation.operation().as_str(), "compensation refused, will retry");
+            fare::record_compensation_attempt(&mut tx, &fare, operation, "refused", Some(&reason))
+                .await?;
             fare::schedule_compensation(&mut tx, &fare.fare_id, Some(delay)).await?;
             None
         }

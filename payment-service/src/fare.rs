@@ -119,6 +119,9 @@ pub struct Fare {
     /// When the pending compensation is given up (database clock); as `next_compensation_at`.
     #[serde(with = "time::serde::rfc3339::option")]
     pub compensation_deadline: Option<OffsetDateTime>,
+    /// When the compensation attempt under way was claimed (database clock).
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub compensation_claimed_at: Option<OffsetDateTime>,
     #[serde(skip)]
     pub compensation_cause: Option<Uuid>,
     #[serde(with = "time::serde::rfc3339")]
@@ -199,6 +202,7 @@ struct FareRow {
     compensation_attempts: i32,
     next_compensation_at: Option<OffsetDateTime>,
     compensation_deadline: Option<OffsetDateTime>,
+    compensation_claimed_at: Option<OffsetDateTime>,
     compensation_cause: Option<Uuid>,
     created_at: OffsetDateTime,
     updated_at: OffsetDateTime,
@@ -228,6 +232,7 @@ fn from_row(row: FareRow) -> Result<Fare, sqlx::Error> {
         compensation_attempts: row.compensation_attempts,
         next_compensation_at: row.next_compensation_at,
         compensation_deadline: row.compensation_deadline,
+        compensation_claimed_at: row.compensation_claimed_at,
         compensation_cause: row.compensation_cause,
         created_at: row.created_at,
         updated_at: row.updated_at,
@@ -265,7 +270,7 @@ pub async fn find_for_update(
         "SELECT fare_id, request_event_id, correlation_id, request_fingerprint, customer_id, \
          amount_minor, currency, status, authorisation_id, charge_id, refund_id, failure_reason, \
          compensations, compensation_attempts, next_compensation_at, compensation_deadline, \
-         compensation_cause, created_at, updated_at \
+         compensation_claimed_at, compensation_cause, created_at, updated_at \
          FROM fares WHERE fare_id = $1 FOR UPDATE",
         fare_id.as_str()
     )
@@ -281,7 +286,7 @@ pub async fn find(conn: &mut PgConnection, fare_id: &FareId) -> sqlx::Result<Opt
         "SELECT fare_id, request_event_id, correlation_id, request_fingerprint, customer_id, \
          amount_minor, currency, status, authorisation_id, charge_id, refund_id, failure_reason, \
          compensations, compensation_attempts, next_compensation_at, compensation_deadline, \
-         compensation_cause, created_at, updated_at \
+         compensation_claimed_at, compensation_cause, created_at, updated_at \
          FROM fares WHERE fare_id = $1",
         fare_id.as_str()
     )
@@ -376,6 +381,30 @@ pub async fn schedule_compensation(
     Ok(())
 }
 
+/// Records one compensation attempt of `fare` (claimed at `compensation_claimed_at`, finished
+/// now) with its `outcome` (`approved`, `refused`, `given_up`).
+pub async fn record_compensation_attempt(
+    conn: &mut PgConnection,
+    fare: &Fare,
+    operation: &str,
+    outcome: &str,
+    detail: Option<&str>,
+) -> sqlx::Result<()> {
+    sqlx::query!(
+        "INSERT INTO compensation_attempts (fare_id, operation, attempt, started_at, outcome, detail) \
+         VALUES ($1, $2, $3, COALESCE($4, now()), $5, $6)",
+        fare.fare_id.as_str(),
+        operation,
+        fare.compensation_attempts,
+        fare.compensation_claimed_at,
+        outcome,
+        detail,
+    )
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
 /// Whether the budget of the fare's pending compensation is spent (database clock).
 pub async fn compensation_overdue(conn: &mut PgConnection, fare_id: &FareId) -> sqlx::Result<bool> {
     sqlx::query_scalar!(
@@ -398,14 +427,15 @@ pub async fn claim_due_compensations(
 ) -> sqlx::Result<Vec<Fare>> {
     let rows = sqlx::query_as!(
         FareRow,
-        "UPDATE fares SET next_compensation_at = now() + make_interval(secs => $2) \
+        "UPDATE fares SET next_compensation_at = now() + make_interval(secs => $2), \
+         compensation_claimed_at = now() \
          WHERE fare_id IN (SELECT fare_id FROM fares \
              WHERE status IN ('releasing', 'refunding') AND next_compensation_at <= now() \
              ORDER BY next_compensation_at LIMIT $1 FOR UPDATE SKIP LOCKED) \
          RETURNING fare_id, request_event_id, correlation_id, request_fingerprint, customer_id, \
          amount_minor, currency, status, authorisation_id, charge_id, refund_id, failure_reason, \
          compensations, compensation_attempts, next_compensation_at, compensation_deadline, \
-         compensation_cause, created_at, updated_at",
+         compensation_claimed_at, compensation_cause, created_at, updated_at",
         limit,
         lease.as_secs_f64(),
     )
@@ -493,6 +523,8 @@ mod tests {
         let migrations = [
             include_str!("../migrations/0001_payment.sql"),
             include_str!("../migrations/0002_compensations_in_time.sql"),
+            include_str!("../migrations/0003_read_api_paging.sql"),
+            include_str!("../migrations/0004_compensation_attempts.sql"),
         ];
         let latest = migrations
             .iter()

@@ -226,6 +226,7 @@ fn new_fare(request: &ReceivedFareRequest, fingerprint: Uuid, status: FareStatus
         compensation_attempts: 0,
         next_compensation_at: None,
         compensation_deadline: None,
+        compensation_claimed_at: None,
         compensation_cause: None,
         created_at: now,
         updated_at: now,

@@ -1,6 +1,6 @@
 //! One fare as the payment-service shows it: its row, the events it consumed for it (inbox),
-//! the events it emitted and the dead letters it wrote under its id (outbox), and the gateway
-//! operations. Each list holds at most `limit` items, the oldest, with how many there are: a
+//! the events it emitted and the dead letters it wrote under its id (outbox), the gateway
+//! operations and the compensation attempts. Each list holds at most `limit` items, the oldest, with how many there are: a
 //! flood of messages under one fare id costs an answer no more than `limit` rows a list.
 
 use events_schema::FareId;
@@ -20,6 +20,20 @@ pub struct FareView {
     pub emitted: Bounded<EmittedEvent>,
     pub dead_letters: Bounded<DeadLetterView>,
     pub gateway_operations: Bounded<GatewayOperation>,
+    pub compensation_attempts: Bounded<CompensationAttempt>,
+}
+
+/// One attempt of a release or refund, and what came of it.
+#[derive(Debug, serde::Serialize)]
+pub struct CompensationAttempt {
+    pub operation: String,
+    pub attempt: i32,
+    #[serde(with = "time::serde::rfc3339")]
+    pub started_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub finished_at: OffsetDateTime,
+    pub outcome: String,
+    pub detail: Option<String>,
 }
 
 #[derive(Debug, serde::Serialize)]
@@ -87,6 +101,21 @@ pub async fn of_fare(
     )
     .fetch_all(&mut *conn)
     .await?;
+    let attempts_total = sqlx::query_scalar!(
+        r#"SELECT count(*) AS "count!" FROM compensation_attempts WHERE fare_id = $1"#,
+        fare_id.as_str()
+    )
+    .fetch_one(&mut *conn)
+    .await?;
+    let compensation_attempts = sqlx::query_as!(
+        CompensationAttempt,
+        "SELECT operation, attempt, started_at, finished_at, outcome, detail \
+         FROM compensation_attempts WHERE fare_id = $1 ORDER BY operation, attempt LIMIT $2",
+        fare_id.as_str(),
+        limit.as_i64(),
+    )
+    .fetch_all(&mut *conn)
+    .await?;
     Ok(Some(FareView {
         service: crate::SERVICE_NAME,
         fare,
@@ -94,5 +123,6 @@ pub async fn of_fare(
         emitted,
         dead_letters,
         gateway_operations: Bounded::new(gateway_operations, operations_total),
+        compensation_attempts: Bounded::new(compensation_attempts, attempts_total),
     }))
 }

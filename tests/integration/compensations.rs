@@ -91,17 +91,17 @@ async fn a_release_refused_past_its_budget_needs_attention_and_holds_up_no_other
     env.teardown().await
 }
 
-/// Two instances look for due compensations; each due attempt is made once: the attempts a
-/// budget allows are not doubled.
+/// Two instances look for due compensations; each due attempt is made by one of them, and no
+/// two attempts of a fare ever run at once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_instances_make_each_compensation_attempt_once() -> anyhow::Result<()> {
     let mut env = TestEnv::new().await?;
     let mut config = env.payment_config();
     config.retry.compensation_budget = Duration::from_secs(4);
     config.retry.compensation_backoff =
-        Backoff::new(Duration::from_secs(2), Duration::from_secs(2));
+        Backoff::new(Duration::from_millis(400), Duration::from_millis(400));
     // Each attempt takes 0.4 s: long enough for the other instance to look for due attempts
-    // while it is under way.
+    // (every 0.25 s) while it is under way.
     config.faults.latency = Duration::from_millis(400);
     for _ in 0..2 {
         env.start_payment_with(config.clone()).await?;
@@ -120,13 +120,23 @@ async fn two_instances_make_each_compensation_attempt_once() -> anyhow::Result<(
             _ => None,
         })
         .expect("RefundFailed");
-    // One attempt at once, then one 1 to 2 s (the backoff's jitter) after the last one ended,
-    // each taking 0.4 s, until 4 s have passed: 3 or 4 attempts. Both instances attempting at
-    // each due time would make 6 or more.
-    assert!(
-        (3..=5).contains(&refund.attempts),
-        "{} attempts in a 4 s budget with 1.4 to 2.4 s between attempts",
-        refund.attempts
-    );
+    // Every attempt is recorded with when it was claimed and when it ended: one at a time.
+    let admin = env.database.admin_pool().await?;
+    let attempts: Vec<(i32, time::OffsetDateTime, time::OffsetDateTime)> = sqlx::query_as(
+        "SELECT attempt, started_at, finished_at FROM payment.compensation_attempts \
+         WHERE fare_id = 'wr_refused' ORDER BY attempt",
+    )
+    .fetch_all(&admin)
+    .await?;
+    admin.close().await;
+    assert_eq!(attempts.len(), refund.attempts as usize, "{attempts:?}");
+    assert!(attempts.len() >= 2, "{attempts:?}");
+    for pair in attempts.windows(2) {
+        let ((first, _, first_end), (next, next_start, _)) = (pair[0], pair[1]);
+        assert!(
+            next_start >= first_end,
+            "attempt {next} began at {next_start}, before attempt {first} ended at {first_end}"
+        );
+    }
     env.teardown().await
 }
