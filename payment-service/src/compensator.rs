@@ -33,8 +33,9 @@ use crate::saga::{Answer, Saga};
 
 /// How often the compensator looks for attempts that came due.
 const POLL: Duration = Duration::from_millis(250);
-/// How many attempts one pass makes at most (concurrently).
-const BATCH: i64 = 16;
+/// How many attempts one pass makes at most (concurrently; each records its outcome on a
+/// connection of the service's pool).
+const BATCH: i64 = 8;
 /// How long a claimed attempt keeps other instances off the fare: longer than any attempt.
 const LEASE: Duration = Duration::from_secs(120);
 

@@ -98,7 +98,7 @@ impl<G: PaymentGateway> Saga<G> {
                 Err(error) => {
                     rounds += 1;
                     tracing::warn!(fare_id = %request.fare_id, operation = request.operation.as_str(), %error, "gateway unreachable; trying again");
-                    tokio::time::sleep(backoff.max.max(backoff.delay(rounds))).await;
+                    backoff.sleep(rounds).await;
                 }
             }
         }

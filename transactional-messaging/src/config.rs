@@ -112,8 +112,13 @@ pub struct Processing {
 }
 
 impl Processing {
+    /// The settings from the environment, [`Processing::default`] where unset.
     pub fn from_env() -> Result<Self, ConfigError> {
-        let defaults = Processing::default();
+        Processing::from_env_or(Processing::default())
+    }
+
+    /// The settings from the environment, `defaults` where unset.
+    pub fn from_env_or(defaults: Processing) -> Result<Self, ConfigError> {
         let at_least_one = |name: &'static str, value: usize| {
             if value == 0 {
                 Err(ConfigError::Invalid {

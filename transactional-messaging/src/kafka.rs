@@ -30,6 +30,9 @@ pub fn producer(bootstrap_servers: &str) -> anyhow::Result<FutureProducer> {
         .set("linger.ms", "2")
         .set("message.max.bytes", "3000000")
         .set("message.timeout.ms", "30000")
+        // Bounded memory while the broker is slow or away: past this, sends are refused and
+        // the rows wait in the outbox.
+        .set("queue.buffering.max.kbytes", "32768")
         .create()
         .context("cannot create the Kafka producer")
 }
@@ -91,6 +94,8 @@ pub fn consumer(
         .set("enable.partition.eof", "false")
         .set("session.timeout.ms", "10000")
         .set("heartbeat.interval.ms", "1000")
+        // Bounded memory: what is fetched ahead of the consumer loop.
+        .set("queued.max.messages.kbytes", "16384")
         .set(
             "max.poll.interval.ms",
             max_poll_interval.as_millis().to_string(),

@@ -44,9 +44,10 @@ pub const SWEEP_EVERY: Duration = Duration::from_secs(1);
 /// How many rows one sweep takes at most.
 const SWEEP_BATCH: i64 = 1000;
 /// How often acknowledged rows are marked published (one statement for all of them).
-const MARK_EVERY: Duration = Duration::from_millis(20);
-/// How many handovers may wait for the relay before new ones are left to the sweep.
-const HANDOFF_QUEUE: usize = 1024;
+const MARK_EVERY: Duration = Duration::from_millis(100);
+/// How many handovers (a batch's rows each) may wait for the relay before new ones are left
+/// to the sweep: bounds the relay's memory when the broker is slow or away.
+const HANDOFF_QUEUE: usize = 64;
 /// How long the relay tries to publish what is left at shutdown.
 const FINAL_PUBLISH: Duration = Duration::from_secs(5);
 

@@ -14,7 +14,10 @@ use std::time::Duration;
 use events_schema::FailureMarker;
 use rand::Rng;
 use sqlx::PgPool;
-use tokio::sync::{mpsc, oneshot};
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use tokio::sync::{mpsc, oneshot, Mutex};
 use uuid::Uuid;
 
 use super::{GatewayCall, GatewayError, Operation, PaymentGateway};
@@ -32,6 +35,8 @@ pub struct FaultInjection {
 
 /// Calls recorded together at most.
 const RECORD_BATCH: usize = 500;
+/// Batches recorded at once (each a statement and a commit of its own).
+const RECORDERS: usize = 4;
 
 #[derive(Debug, Clone)]
 pub struct GatewaySimulator {
@@ -59,7 +64,10 @@ impl GatewaySimulator {
     /// is dropped.
     pub fn new(pool: PgPool, faults: FaultInjection) -> Self {
         let (records, pending) = mpsc::unbounded_channel();
-        tokio::spawn(record_calls(pool, pending));
+        let pending = Arc::new(Mutex::new(pending));
+        for _ in 0..RECORDERS {
+            tokio::spawn(record_calls(pool.clone(), pending.clone()));
+        }
         GatewaySimulator { faults, records }
     }
 
@@ -123,15 +131,22 @@ fn marker_decline(operation: Operation, marker: FailureMarker) -> Option<&'stati
 }
 
 /// Decides and records the waiting calls, a batch at a time, until the simulator is gone.
-async fn record_calls(pool: PgPool, mut pending: mpsc::UnboundedReceiver<Pending>) {
-    while let Some(first) = pending.recv().await {
-        let mut batch = vec![first];
-        while batch.len() < RECORD_BATCH {
-            match pending.try_recv() {
-                Ok(next) => batch.push(next),
-                Err(_) => break,
+async fn record_calls(pool: PgPool, pending: Arc<Mutex<mpsc::UnboundedReceiver<Pending>>>) {
+    loop {
+        let batch = {
+            let mut pending = pending.lock().await;
+            let Some(first) = pending.recv().await else {
+                return;
+            };
+            let mut batch = vec![first];
+            while batch.len() < RECORD_BATCH {
+                match pending.try_recv() {
+                    Ok(next) => batch.push(next),
+                    Err(_) => break,
+                }
             }
-        }
+            batch
+        };
         match decide_and_record(&pool, &batch).await {
             Ok(mut answers) => {
                 for call in batch {
@@ -150,85 +165,144 @@ async fn record_calls(pool: PgPool, mut pending: mpsc::UnboundedReceiver<Pending
     }
 }
 
-/// One statement for the whole batch: each call's answer — the one recorded before under its
-/// key, or a new decision, recorded unless it is a refused compensation. The gateway's own
-/// rules: a capture or release needs an approved pre-authorisation, a capture one that was not
-/// released, a refund an approved capture.
+/// What the gateway recorded of one operation.
+struct Record {
+    approved: bool,
+    reference: Option<String>,
+    decline_reason: Option<String>,
+}
+
+impl Record {
+    fn answer(self) -> Recorded {
+        match (self.approved, self.reference) {
+            (true, Some(reference)) => Ok(reference),
+            _ => Err(self.decline_reason.unwrap_or_else(|| "declined".to_owned())),
+        }
+    }
+}
+
+/// Each call's answer: the one recorded before under its key, or a new decision, recorded
+/// unless it is a refused compensation — in two statements for the whole batch (what the
+/// gateway knows of the batch's fares; what it records now), plus one to read back an answer
+/// a concurrent call recorded first. The gateway's own rules: a capture or release needs an
+/// approved pre-authorisation, a capture one that was not released, a refund an approved
+/// capture.
 async fn decide_and_record(
     pool: &PgPool,
     batch: &[Pending],
-) -> sqlx::Result<std::collections::HashMap<String, Recorded>> {
-    let keys: Vec<String> = batch.iter().map(|c| c.key.clone()).collect();
+) -> sqlx::Result<HashMap<String, Recorded>> {
     let fares: Vec<String> = batch.iter().map(|c| c.fare_id.clone()).collect();
-    let operations: Vec<String> = batch
-        .iter()
-        .map(|c| c.operation.as_str().to_owned())
-        .collect();
-    let marker_declines: Vec<Option<String>> = batch
-        .iter()
-        .map(|c| c.marker_decline.map(str::to_owned))
-        .collect();
-    let amounts: Vec<i64> = batch.iter().map(|c| c.amount_minor).collect();
-    let currencies: Vec<String> = batch.iter().map(|c| c.currency.clone()).collect();
-    let references: Vec<String> = batch.iter().map(|c| reference(c.operation)).collect();
-    let rows = sqlx::query!(
-        r#"WITH calls AS (
-             SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[],
-                                  $6::text[], $7::text[])
-               AS c(idempotency_key, fare_id, operation, marker_decline, amount_minor, currency,
-                    reference)
-           ), decided AS (
-             SELECT c.*, CASE
-               WHEN c.marker_decline IS NOT NULL THEN c.marker_decline
-               WHEN c.operation IN ('capture', 'release') AND NOT EXISTS (
-                 SELECT 1 FROM gateway_operations g WHERE g.fare_id = c.fare_id
-                 AND g.operation = 'pre_authorise' AND g.approved) THEN 'no such authorisation'
-               WHEN c.operation = 'capture' AND EXISTS (
-                 SELECT 1 FROM gateway_operations g WHERE g.fare_id = c.fare_id
-                 AND g.operation = 'release' AND g.approved) THEN 'the authorisation was released'
-               WHEN c.operation = 'refund' AND NOT EXISTS (
-                 SELECT 1 FROM gateway_operations g WHERE g.fare_id = c.fare_id
-                 AND g.operation = 'capture' AND g.approved) THEN 'no such charge'
-             END AS decline_reason
-             FROM calls c
-           ), recorded AS (
-             INSERT INTO gateway_operations (idempotency_key, fare_id, operation, approved,
-                                             reference, decline_reason, amount_minor, currency)
-             SELECT idempotency_key, fare_id, operation, decline_reason IS NULL,
-                    CASE WHEN decline_reason IS NULL THEN reference END, decline_reason,
-                    amount_minor, currency
-             FROM decided
-             WHERE decline_reason IS NULL OR operation NOT IN ('release', 'refund')
-             ON CONFLICT (idempotency_key) DO NOTHING
-             RETURNING idempotency_key, approved, reference, decline_reason
-           )
-           SELECT d.idempotency_key AS "key!",
-                  COALESCE(r.approved, g.approved, d.decline_reason IS NULL) AS "approved!",
-                  COALESCE(r.reference, g.reference) AS reference,
-                  COALESCE(r.decline_reason, g.decline_reason, d.decline_reason) AS decline_reason
-           FROM decided d
-           LEFT JOIN recorded r ON r.idempotency_key = d.idempotency_key
-           LEFT JOIN gateway_operations g ON g.idempotency_key = d.idempotency_key"#,
-        &keys,
-        &fares,
-        &operations,
-        &marker_declines as &[Option<String>],
-        &amounts,
-        &currencies,
-        &references,
+    let known = sqlx::query!(
+        "SELECT idempotency_key, fare_id, operation, approved, reference, decline_reason \
+         FROM gateway_operations WHERE fare_id = ANY($1)",
+        &fares
     )
     .fetch_all(pool)
     .await?;
-    Ok(rows
+    let approved: HashSet<(String, String)> = known
+        .iter()
+        .filter(|op| op.approved)
+        .map(|op| (op.fare_id.clone(), op.operation.clone()))
+        .collect();
+    let mut answers: HashMap<String, Recorded> = HashMap::new();
+    for op in known {
+        let record = Record {
+            approved: op.approved,
+            reference: op.reference,
+            decline_reason: op.decline_reason,
+        };
+        answers.insert(op.idempotency_key, record.answer());
+    }
+    let mut new: Vec<(&Pending, Record)> = Vec::new();
+    for call in batch {
+        if answers.contains_key(&call.key) || new.iter().any(|(c, _)| c.key == call.key) {
+            continue;
+        }
+        let has = |operation: Operation| {
+            approved.contains(&(call.fare_id.clone(), operation.as_str().to_owned()))
+        };
+        let decline = call.marker_decline.or(match call.operation {
+            Operation::Capture | Operation::Release if !has(Operation::PreAuthorise) => {
+                Some("no such authorisation")
+            }
+            Operation::Capture if has(Operation::Release) => Some("the authorisation was released"),
+            Operation::Refund if !has(Operation::Capture) => Some("no such charge"),
+            _ => None,
+        });
+        let record = Record {
+            approved: decline.is_none(),
+            reference: decline.is_none().then(|| reference(call.operation)),
+            decline_reason: decline.map(str::to_owned),
+        };
+        new.push((call, record));
+    }
+    // A refused compensation is not remembered: the next attempt is decided again.
+    let (refused, to_record): (Vec<_>, Vec<_>) = new.into_iter().partition(|(call, record)| {
+        !record.approved && matches!(call.operation, Operation::Release | Operation::Refund)
+    });
+    for (call, record) in refused {
+        answers.insert(call.key.clone(), record.answer());
+    }
+    if !to_record.is_empty() {
+        let column = |f: &dyn Fn(&Pending, &Record) -> String| {
+            to_record.iter().map(|(c, r)| f(c, r)).collect::<Vec<_>>()
+        };
+        let keys = column(&|c, _| c.key.clone());
+        let approvals: Vec<bool> = to_record.iter().map(|(_, r)| r.approved).collect();
+        let references: Vec<Option<String>> =
+            to_record.iter().map(|(_, r)| r.reference.clone()).collect();
+        let reasons: Vec<Option<String>> = to_record
+            .iter()
+            .map(|(_, r)| r.decline_reason.clone())
+            .collect();
+        let amounts: Vec<i64> = to_record.iter().map(|(c, _)| c.amount_minor).collect();
+        let recorded: HashSet<String> = sqlx::query_scalar!(
+            "INSERT INTO gateway_operations (idempotency_key, fare_id, operation, approved, \
+             reference, decline_reason, amount_minor, currency) \
+             SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bool[], $5::text[], \
+             $6::text[], $7::bigint[], $8::text[]) \
+             ON CONFLICT (idempotency_key) DO NOTHING RETURNING idempotency_key",
+            &keys,
+            &column(&|c, _| c.fare_id.clone()),
+            &column(&|c, _| c.operation.as_str().to_owned()),
+            &approvals,
+            &references as &[Option<String>],
+            &reasons as &[Option<String>],
+            &amounts,
+            &column(&|c, _| c.currency.clone()),
+        )
+        .fetch_all(pool)
+        .await?
         .into_iter()
-        .map(|row| {
-            let answer = match (row.approved, row.reference) {
-                (true, Some(reference)) => Ok(reference),
-                _ => Err(row.decline_reason.unwrap_or_else(|| "declined".to_owned())),
-            };
-            (row.key, answer)
-        })
-        .collect())
+        .collect();
+        let mut raced = Vec::new();
+        for (call, record) in to_record {
+            if recorded.contains(&call.key) {
+                answers.insert(call.key.clone(), record.answer());
+            } else {
+                raced.push(call.key.clone());
+            }
+        }
+        if !raced.is_empty() {
+            // A concurrent call (another instance) recorded these first: theirs is the answer.
+            let first = sqlx::query!(
+                "SELECT idempotency_key, approved, reference, decline_reason \
+                 FROM gateway_operations WHERE idempotency_key = ANY($1)",
+                &raced
+            )
+            .fetch_all(pool)
+            .await?;
+            for op in first {
+                let record = Record {
+                    approved: op.approved,
+                    reference: op.reference,
+                    decline_reason: op.decline_reason,
+                };
+                answers.insert(op.idempotency_key, record.answer());
+            }
+        }
+    }
+    Ok(answers)
 }
 
 /// A new reference for an approved operation, e.g. `ch_…` for a capture.
