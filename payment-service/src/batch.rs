@@ -29,14 +29,25 @@ impl<'a> Batch<'a> {
         ids: &[String],
         outbox: &'a mut Vec<OutboxMessage>,
     ) -> Result<Batch<'a>, HandleError> {
-        Ok(Batch {
-            fares: fare::lock_many(conn, ids).await?,
+        Ok(Batch::of(fare::lock_many(conn, ids).await?, outbox))
+    }
+
+    /// A batch over `fares` (the ones that exist), writing its events to `outbox`.
+    pub fn of(fares: HashMap<String, Fare>, outbox: &'a mut Vec<OutboxMessage>) -> Batch<'a> {
+        Batch {
+            fares,
             registered: Vec::new(),
             changed: Vec::new(),
             compensations: Vec::new(),
             inbox: Vec::new(),
             outbox,
-        })
+        }
+    }
+
+    /// The fares registered and changed so far (for tests).
+    #[cfg(test)]
+    pub fn written(&self) -> (&[Fare], &[Fare], &[InboxRecord]) {
+        (&self.registered, &self.changed, &self.inbox)
     }
 
     /// The fare, for a step to change and give back with [`Batch::save`].

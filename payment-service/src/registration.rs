@@ -290,3 +290,122 @@ fn new_fare(request: &ReceivedFareRequest, fingerprint: Uuid, status: FareStatus
 fn fingerprint(request: &ReceivedFareRequest) -> Uuid {
     derived_event_id(&request.fare_id, &request.raw_data).as_uuid()
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use events_schema::Event;
+
+    use super::*;
+
+    fn message(body: &str) -> Consumed {
+        Consumed {
+            topic: "fare-requests".to_owned(),
+            partition: 0,
+            offset: 7,
+            timestamp: Some(1),
+            key: Some("wr_1".to_owned()),
+            payload: body.as_bytes().to_vec(),
+            event_type: None,
+        }
+    }
+
+    fn request(amount: i64) -> Consumed {
+        message(&format!(
+            r#"{{"event_type":"FareRequested","fare_id":"wr_1","data":{{"customer_id":"3","amount_minor":{amount},"currency":"USD","payment_token":"tok_visa"}}}}"#
+        ))
+    }
+
+    /// Runs `on_request` over a batch holding `known` fares.
+    fn run(
+        known: Vec<Fare>,
+        message: &Consumed,
+    ) -> (Progress<GatewayRequest>, Vec<Fare>, Vec<Event>) {
+        let mut outbox = Vec::new();
+        let fares = known
+            .into_iter()
+            .map(|f| (f.fare_id.as_str().to_owned(), f))
+            .collect::<HashMap<_, _>>();
+        let mut batch = Batch::of(fares, &mut outbox);
+        let progress = on_request(&mut batch, message, &mut RequestIds::default()).unwrap();
+        let registered = batch.written().0.to_vec();
+        drop(batch);
+        let events = outbox
+            .iter()
+            .filter_map(|m| Event::decode(&m.payload).ok())
+            .collect();
+        (progress, registered, events)
+    }
+
+    #[test]
+    fn a_valid_request_registers_the_fare_then_asks_for_the_pre_authorisation() {
+        let (progress, registered, events) = run(vec![], &request(2000));
+        let Progress::Call(call) = progress else {
+            panic!("{progress:?}")
+        };
+        assert_eq!(call.operation, Operation::PreAuthorise);
+        assert_eq!(call.payment_token.as_deref(), Some("tok_visa"));
+        assert_eq!(registered.len(), 1);
+        assert_eq!(registered[0].status, FareStatus::PreAuthorising);
+        assert!(
+            events.is_empty(),
+            "nothing is said before the gateway answered"
+        );
+    }
+
+    #[test]
+    fn a_known_fare_is_ignored_resumed_or_its_duplicate_dead_lettered() {
+        let (_, registered, _) = run(vec![], &request(2000));
+        let mut fare = registered[0].clone();
+        let resumed = run(vec![fare.clone()], &request(2000)).0;
+        assert!(
+            matches!(resumed, Progress::Call(_)),
+            "a registration cut short asks the gateway again: {resumed:?}"
+        );
+        fare.status = FareStatus::PreAuthorised;
+        let identical = run(vec![fare.clone()], &request(2000)).0;
+        assert!(matches!(identical, Progress::Done(Disposition::Ignored)));
+        let conflicting = run(vec![fare], &request(2001)).0;
+        assert!(
+            matches!(&conflicting, Progress::Done(Disposition::DeadLettered(reason)) if reason.starts_with(CONFLICTING_DUPLICATE)),
+            "{conflicting:?}"
+        );
+    }
+
+    #[test]
+    fn an_invalid_request_is_rejected_with_its_outcome() {
+        let (progress, registered, events) = run(vec![], &request(0));
+        assert!(matches!(progress, Progress::Done(Disposition::Processed)));
+        assert_eq!(registered[0].status, FareStatus::Rejected);
+        let types: Vec<EventType> = events.iter().map(Event::event_type).collect();
+        assert_eq!(
+            types,
+            [EventType::FareRejected, EventType::FareCollectionFailed]
+        );
+    }
+
+    #[test]
+    fn the_answer_is_recorded_once_and_only_for_a_fare_waiting_for_it() {
+        let (Progress::Call(call), registered, _) = run(vec![], &request(2000)) else {
+            panic!("no call")
+        };
+        let mut outbox = Vec::new();
+        let fares = HashMap::from([("wr_1".to_owned(), registered[0].clone())]);
+        let mut batch = Batch::of(fares, &mut outbox);
+        let done = on_answer(&mut batch, &call, &Ok("auth_1".to_owned()));
+        assert!(matches!(done, Progress::Done(Disposition::Processed)));
+        let saved = batch.written().1[0].clone();
+        assert_eq!(saved.status, FareStatus::PreAuthorised);
+        assert_eq!(saved.authorisation_id.as_deref(), Some("auth_1"));
+        drop(batch);
+        assert_eq!(outbox.len(), 1, "PreAuthorised");
+
+        let mut outbox = Vec::new();
+        let mut batch = Batch::of(HashMap::from([("wr_1".to_owned(), saved)]), &mut outbox);
+        let again = on_answer(&mut batch, &call, &Ok("auth_1".to_owned()));
+        assert!(matches!(again, Progress::Done(Disposition::Ignored)));
+        drop(batch);
+        assert!(outbox.is_empty(), "no second PreAuthorised");
+    }
+}
