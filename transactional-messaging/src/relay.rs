@@ -86,6 +86,8 @@ struct Relay {
     acknowledged: Vec<i64>,
     /// Rows whose last send failed: since when, and why.
     failing: HashMap<i64, (Instant, String)>,
+    /// When a failure was last logged (at most one line a second, however many rows fail).
+    last_warning: Option<Instant>,
 }
 
 /// Publishes until `shutdown` completes, then what is on its way, and flushes the producer.
@@ -108,6 +110,7 @@ pub async fn run_relay(
         deliveries: FuturesUnordered::new(),
         acknowledged: Vec::new(),
         failing: HashMap::new(),
+        last_warning: None,
     };
     tokio::pin!(shutdown);
     let mut mark = tokio::time::interval(MARK_EVERY);
@@ -205,11 +208,18 @@ impl Relay {
 
     /// Row `id` could not be published now; the sweep tries again.
     fn failed(&mut self, id: i64, why: String) {
-        tracing::warn!(
-            outbox_id = id,
-            error = why,
-            "outbox row not published; the sweep retries it"
-        );
+        if self
+            .last_warning
+            .is_none_or(|last| last.elapsed() >= Duration::from_secs(1))
+        {
+            self.last_warning = Some(Instant::now());
+            tracing::warn!(
+                outbox_id = id,
+                error = why,
+                failing = self.failing.len() + 1,
+                "outbox rows not published; the sweep retries them"
+            );
+        }
         self.failing
             .entry(id)
             .and_modify(|(_, last)| *last = why.clone())
