@@ -1,0 +1,1 @@
+//! Unit tests of the checks, on evidence made up in memory.
