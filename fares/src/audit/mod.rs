@@ -75,7 +75,7 @@ pub async fn run(args: AuditArgs) -> anyhow::Result<()> {
     let ranges = topics::ranges(&kafka, &partitions).await?;
     let log_files = args.logs.clone();
     let (topic_facts, state, tables, logs) = tokio::join!(
-        topics::read(&kafka, &ranges, true),
+        topics::read(&kafka, &ranges),
         database.read(since),
         tables::card_numbers(database.pool()),
         tokio::task::spawn_blocking(move || logs::card_numbers(&log_files)),

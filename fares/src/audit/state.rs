@@ -36,6 +36,8 @@ pub struct FareRow {
     pub currency: Option<String>,
     pub failure_reason: Option<String>,
     pub updated_at: OffsetDateTime,
+    /// While a compensation is retried (`releasing`, `refunding`): when it is given up.
+    pub compensation_deadline: Option<OffsetDateTime>,
 }
 
 /// The approved gateway operations of one kind for one fare.
@@ -174,7 +176,7 @@ async fn read_state(conn: &mut PgConnection, since: OffsetDateTime) -> sqlx::Res
 async fn fares(conn: &mut PgConnection) -> sqlx::Result<HashMap<String, FareRow>> {
     let rows = sqlx::query!(
         "SELECT fare_id, status, request_fingerprint, amount_minor, currency, failure_reason, \
-         updated_at FROM payment.fares"
+         updated_at, compensation_deadline FROM payment.fares"
     )
     .fetch_all(conn)
     .await?;
@@ -188,6 +190,7 @@ async fn fares(conn: &mut PgConnection) -> sqlx::Result<HashMap<String, FareRow>
                 currency: row.currency,
                 failure_reason: row.failure_reason,
                 updated_at: row.updated_at,
+                compensation_deadline: row.compensation_deadline,
             };
             (row.fare_id, fare)
         })

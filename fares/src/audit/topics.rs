@@ -149,9 +149,9 @@ pub async fn committed(kafka: &Kafka, partitions: &[(Topic, i32)]) -> anyhow::Re
     Ok(committed)
 }
 
-/// Reads every range, one consumer per topic, each on its own thread. With `progress`, a line
-/// on stderr every few seconds: messages read / total.
-pub async fn read(kafka: &Kafka, ranges: &[Range], progress: bool) -> anyhow::Result<TopicFacts> {
+/// Reads every range, one consumer per topic, each on its own thread. When stderr is a
+/// terminal, a line there every few seconds: messages read / total.
+pub async fn read(kafka: &Kafka, ranges: &[Range]) -> anyhow::Result<TopicFacts> {
     let total: i64 = ranges.iter().map(|r| r.high - r.low).sum();
     let read = Arc::new(AtomicU64::new(0));
     let mut readers = Vec::new();
@@ -167,7 +167,8 @@ pub async fn read(kafka: &Kafka, ranges: &[Range], progress: bool) -> anyhow::Re
             read_topic(&kafka, topic, &partitions, &read)
         }));
     }
-    let reporter = (progress && std::io::stderr().is_terminal())
+    let reporter = std::io::stderr()
+        .is_terminal()
         .then(|| tokio::spawn(report_progress(read.clone(), total.max(0) as u64)));
     let mut facts = TopicFacts::default();
     let mut failure = None;

@@ -1,8 +1,9 @@
 //! Invariant 1: every fare requested on `fare-requests` ends in exactly one outcome on
 //! `fare-outcomes` (distinct event ids), and no outcome is published for a fare nobody
-//! requested. A fare without an outcome yet is in flight while its latest activity (its
-//! messages' broker timestamps, its row's `updated_at`) is younger than `--stuck-after`, and
-//! stuck after that.
+//! requested. A fare without an outcome yet is in flight while its latest activity is younger
+//! than `--stuck-after`, and stuck after that. Its activity: its messages' broker timestamps,
+//! its row's `updated_at` and, while a compensation is retried (which moves no message and
+//! changes no status until it succeeds or is given up), the compensation's deadline.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -10,6 +11,10 @@ use std::time::Duration;
 use events_schema::EventType;
 
 use super::{Evidence, OutcomeCounts, Stuck, Trail, Violation};
+use crate::audit::state::FareRow;
+
+/// The statuses in which payment-service retries a compensation off the consumer's path.
+const COMPENSATING: [&str; 2] = ["releasing", "refunding"];
 
 /// What invariant 1 found, and the counts of the summary.
 #[derive(Debug, Default)]
@@ -43,9 +48,7 @@ pub fn fares_have_one_outcome(
         found.fares += 1;
         match trail.outcomes.len() {
             0 => {
-                let last_update = registered
-                    .map(|fare| (fare.updated_at.unix_timestamp_nanos() / 1_000_000) as i64);
-                let last_activity = trail.last_seen_ms.max(last_update).unwrap_or(0);
+                let last_activity = last_activity(trail, registered);
                 let idle = Duration::from_millis(
                     evidence.now_ms.saturating_sub(last_activity).max(0) as u64,
                 );
@@ -86,6 +89,21 @@ pub fn fares_have_one_outcome(
         count_outcome(&mut found.outcomes, trail);
     }
     found
+}
+
+/// When the fare was last active, in milliseconds since the epoch (0 when never).
+fn last_activity(trail: &Trail, registered: Option<&FareRow>) -> i64 {
+    let millis = |at: time::OffsetDateTime| (at.unix_timestamp_nanos() / 1_000_000) as i64;
+    let updated = registered.map(|fare| millis(fare.updated_at));
+    let compensating_until = registered
+        .filter(|fare| COMPENSATING.contains(&fare.status.as_str()))
+        .and_then(|fare| fare.compensation_deadline)
+        .map(millis);
+    [trail.last_seen_ms, updated, compensating_until]
+        .into_iter()
+        .flatten()
+        .max()
+        .unwrap_or(0)
 }
 
 /// Counts a fare with an outcome: collected if one says so, else by `needs_attention`.
