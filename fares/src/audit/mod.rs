@@ -132,14 +132,9 @@ pub async fn run(args: AuditArgs) -> anyhow::Result<()> {
         Ok(())
     } else {
         Err(exit::negative(format!(
-            "fares audit: {} violations of SPEC §6 (invariants {})",
-            report.violations.len(),
-            report
-                .violated()
-                .iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join(", ")
+            "fares audit: {} of SPEC §6 ({})",
+            report.counted(),
+            report.invariants()
         )))
     }
 }

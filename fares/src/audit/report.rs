@@ -65,6 +65,24 @@ impl Report {
         invariants
     }
 
+    /// `1 violation`, `3 violations`.
+    pub fn counted(&self) -> String {
+        match self.violations.len() {
+            1 => "1 violation".to_owned(),
+            n => format!("{n} violations"),
+        }
+    }
+
+    /// `invariant 3`, `invariants 1, 2`.
+    pub fn invariants(&self) -> String {
+        let violated = self.violated();
+        let listed: Vec<String> = violated.iter().map(ToString::to_string).collect();
+        match violated.len() {
+            1 => format!("invariant {}", listed[0]),
+            _ => format!("invariants {}", listed.join(", ")),
+        }
+    }
+
     /// The text report.
     pub fn render(&self) -> String {
         let mut out = String::new();
@@ -104,9 +122,9 @@ impl Report {
         } else {
             writeln!(
                 out,
-                "{} VIOLATIONS of SPEC §6 (invariants {})",
-                self.violations.len(),
-                join(&self.violated())
+                "{} of SPEC §6 ({})",
+                self.counted().to_uppercase(),
+                self.invariants()
             )?;
         }
         for invariant in self.violated() {
@@ -172,12 +190,4 @@ fn more(out: &mut String, total: usize) -> std::fmt::Result {
         )?;
     }
     Ok(())
-}
-
-fn join(invariants: &[u8]) -> String {
-    invariants
-        .iter()
-        .map(ToString::to_string)
-        .collect::<Vec<_>>()
-        .join(", ")
 }

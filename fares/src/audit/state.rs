@@ -49,6 +49,8 @@ pub struct Approved {
     pub max_amount: Option<i64>,
     /// The gateway's reference of one of them (e.g. the authorisation id).
     pub reference: Option<String>,
+    /// When the latest of them was made (database clock).
+    pub latest_at: Option<OffsetDateTime>,
 }
 
 /// What an inbox says of one event id.
@@ -62,6 +64,8 @@ pub struct InboxRow {
 /// Both services' state, at one moment.
 #[derive(Debug, Default)]
 pub struct State {
+    /// When the snapshot was taken (database clock).
+    pub taken_at: Option<OffsetDateTime>,
     pub fares: HashMap<String, FareRow>,
     /// fare → operation (`pre_authorise`, `capture`, `release`, `refund`) → approved ones.
     pub approved: HashMap<String, BTreeMap<String, Approved>>,
@@ -157,7 +161,11 @@ fn is_undefined_table(error: &sqlx::Error) -> bool {
 }
 
 async fn read_state(conn: &mut PgConnection, since: OffsetDateTime) -> sqlx::Result<State> {
+    let taken_at = sqlx::query_scalar!(r#"SELECT now() AS "now!""#)
+        .fetch_one(&mut *conn)
+        .await?;
     let mut state = State {
+        taken_at: Some(taken_at),
         fares: fares(conn).await?,
         approved: approved_operations(conn).await?,
         ledger: ledger(conn).await?,
@@ -205,7 +213,7 @@ async fn approved_operations(
                   count(*) AS "count!",
                   COALESCE(sum(amount_minor), 0)::bigint AS "amount_minor!",
                   min(amount_minor) AS min_amount, max(amount_minor) AS max_amount,
-                  min(reference) AS reference
+                  min(reference) AS reference, max(created_at) AS latest_at
            FROM payment.gateway_operations WHERE approved
            GROUP BY fare_id, operation"#
     )
@@ -221,6 +229,7 @@ async fn approved_operations(
                 min_amount: row.min_amount,
                 max_amount: row.max_amount,
                 reference: row.reference,
+                latest_at: row.latest_at,
             },
         );
     }

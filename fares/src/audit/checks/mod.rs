@@ -113,7 +113,8 @@ pub fn run(evidence: &Evidence<'_>) -> Findings {
     let dead_letters = DeadLetters::of(evidence);
     let lifecycle = outcomes::fares_have_one_outcome(evidence, &trails);
     let (money_violations, refunds_failed) = money::money_adds_up(evidence.state);
-    let (hold_violations, releases_failed) = holds::no_hold_outlives_its_fare(evidence.state);
+    let (hold_violations, releases_failed) =
+        holds::no_hold_outlives_its_fare(evidence.state, evidence.stuck_after);
     let mut violations = lifecycle.violations;
     violations.extend(event_ids::one_event_id_per_fare_and_type(&trails));
     violations.extend(money_violations);

@@ -7,10 +7,11 @@
 //! refunded (its refund failed past its budget, `RefundFailed`) — listed for an operator, not a
 //! violation. Fares still in flight are not held to the sum yet.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use super::{is_terminal, Violation};
-use crate::audit::state::{Approved, State};
+use crate::audit::state::{Approved, FareRow, State};
+use crate::money::format_raw;
 
 /// The violations, and the fares whose refund failed (fare → what to do).
 pub fn money_adds_up(state: &State) -> (Vec<Violation>, HashMap<String, String>) {
@@ -22,76 +23,145 @@ pub fn money_adds_up(state: &State) -> (Vec<Violation>, HashMap<String, String>)
         .chain(state.approved.keys())
         .chain(state.ledger.keys())
         .collect();
-    let none = Approved::default();
+    let no_operations = BTreeMap::new();
     for fare_id in fares {
-        let operations = state.approved.get(fare_id);
-        let approved = |operation: &str| {
-            operations
-                .and_then(|ops| ops.get(operation))
-                .unwrap_or(&none)
+        let money = Money {
+            operations: state.approved.get(fare_id).unwrap_or(&no_operations),
+            ledger: state.ledger.get(fare_id).copied().unwrap_or(0),
         };
-        let (captured, refunded) = (approved("capture"), approved("refund"));
-        let ledger = state.ledger.get(fare_id).copied().unwrap_or(0);
-        let mut problem = |text: String| violations.push(Violation::new(3, Some(fare_id), text));
-        for (operation, done) in operations.into_iter().flatten() {
-            if done.count > 1 {
-                problem(format!(
-                    "money moved twice: {} approved {operation} operations",
-                    done.count
-                ));
-            }
-        }
-        let Some(fare) = state.fares.get(fare_id) else {
-            if captured.count + refunded.count > 0 || ledger != 0 {
-                problem(format!(
-                    "money moved for a fare payment-service never registered: captured {}, \
-                     refunded {}, ledger {ledger}",
-                    captured.amount_minor, refunded.amount_minor
-                ));
-            }
-            continue;
-        };
-        let currency = fare.currency.as_deref().unwrap_or("");
-        if let Some(amount) = fare.amount_minor {
-            for (operation, done) in [("capture", captured), ("refund", refunded)] {
-                let odd = [done.min_amount, done.max_amount]
-                    .into_iter()
-                    .flatten()
-                    .find(|a| *a != amount);
-                if let Some(odd) = odd {
-                    problem(format!(
-                        "an approved {operation} of {odd} {currency} for a fare of {amount} {currency}"
-                    ));
+        let mut problems = money.moved_twice();
+        match state.fares.get(fare_id) {
+            None if money.moved() => problems.push(format!(
+                "money moved for a fare payment-service never registered: captured {}, \
+                 refunded {}, ledger {}",
+                money.captured().amount_minor,
+                money.refunded().amount_minor,
+                money.ledger
+            )),
+            None => {}
+            Some(fare) => {
+                problems.extend(money.amounts_differ_from(fare));
+                if money.refund_failed(fare) {
+                    let charged = format_raw(money.captured().amount_minor, currency(fare));
+                    refunds_failed.insert(
+                        fare_id.clone(),
+                        format!(
+                            "refund failed: charged {charged}, not credited, not refunded — \
+                             refund it by hand"
+                        ),
+                    );
+                } else if is_terminal(&fare.status) {
+                    problems.extend(money.sum_differs_from_ledger(fare));
                 }
             }
-            if ledger != 0 && ledger != amount {
-                problem(format!(
-                    "the ledger holds {ledger} {currency} for a fare of {amount} {currency}"
+        }
+        violations.extend(
+            problems
+                .into_iter()
+                .map(|problem| Violation::new(3, Some(fare_id), problem)),
+        );
+    }
+    (violations, refunds_failed)
+}
+
+/// The money that moved for one fare.
+struct Money<'a> {
+    /// operation → the approved ones.
+    operations: &'a BTreeMap<String, Approved>,
+    ledger: i64,
+}
+
+const NONE: Approved = Approved {
+    count: 0,
+    amount_minor: 0,
+    min_amount: None,
+    max_amount: None,
+    reference: None,
+    latest_at: None,
+};
+
+fn currency(fare: &FareRow) -> &str {
+    fare.currency.as_deref().unwrap_or("")
+}
+
+impl Money<'_> {
+    fn captured(&self) -> &Approved {
+        self.operations.get("capture").unwrap_or(&NONE)
+    }
+
+    fn refunded(&self) -> &Approved {
+        self.operations.get("refund").unwrap_or(&NONE)
+    }
+
+    fn moved(&self) -> bool {
+        self.captured().count + self.refunded().count > 0 || self.ledger != 0
+    }
+
+    /// Two approved operations of one kind: the idempotency key did not hold.
+    fn moved_twice(&self) -> Vec<String> {
+        self.operations
+            .iter()
+            .filter(|(_, done)| done.count > 1)
+            .map(|(operation, done)| {
+                format!(
+                    "money moved twice: {} approved {operation} operations",
+                    done.count
+                )
+            })
+            .collect()
+    }
+
+    /// Approved captures and refunds, and the ledger entry, of another amount than the fare's.
+    fn amounts_differ_from(&self, fare: &FareRow) -> Vec<String> {
+        let Some(amount) = fare.amount_minor else {
+            return Vec::new();
+        };
+        let shown = |minor| format_raw(minor, currency(fare));
+        let mut problems = Vec::new();
+        for (operation, done) in [("capture", self.captured()), ("refund", self.refunded())] {
+            let odd = [done.min_amount, done.max_amount]
+                .into_iter()
+                .flatten()
+                .find(|a| *a != amount);
+            if let Some(odd) = odd {
+                problems.push(format!(
+                    "an approved {operation} of {} for a fare of {}",
+                    shown(odd),
+                    shown(amount)
                 ));
             }
         }
-        if !is_terminal(&fare.status) {
-            continue;
-        }
-        let net = captured.amount_minor - refunded.amount_minor;
-        if fare.status == "needs_attention"
-            && captured.count > 0
-            && refunded.count == 0
-            && ledger == 0
-        {
-            refunds_failed.insert(
-                fare_id.clone(),
-                format!(
-                    "refund failed: charged {} {currency}, not credited, not refunded — refund it by hand",
-                    captured.amount_minor
-                ),
-            );
-        } else if net != ledger {
-            problem(format!(
-                "captured {} − refunded {} = {net} {currency}, but the ledger holds {ledger} (status {})",
-                captured.amount_minor, refunded.amount_minor, fare.status
+        if self.ledger != 0 && self.ledger != amount {
+            problems.push(format!(
+                "the ledger holds {} for a fare of {}",
+                shown(self.ledger),
+                shown(amount)
             ));
         }
+        problems
     }
-    (violations, refunds_failed)
+
+    /// SPEC §4's flagged exception: charged, not credited, not refunded, needs attention.
+    fn refund_failed(&self, fare: &FareRow) -> bool {
+        fare.status == "needs_attention"
+            && self.captured().count > 0
+            && self.refunded().count == 0
+            && self.ledger == 0
+    }
+
+    /// Captured − refunded ≠ the ledger amount.
+    fn sum_differs_from_ledger(&self, fare: &FareRow) -> Option<String> {
+        let (captured, refunded) = (self.captured().amount_minor, self.refunded().amount_minor);
+        let shown = |minor| format_raw(minor, currency(fare));
+        (captured - refunded != self.ledger).then(|| {
+            format!(
+                "captured {} − refunded {} = {}, but the ledger holds {} (status {})",
+                shown(captured),
+                shown(refunded),
+                shown(captured - refunded),
+                shown(self.ledger),
+                fare.status
+            )
+        })
+    }
 }

@@ -22,7 +22,10 @@ impl World {
         World {
             topics: TopicFacts::default(),
             committed: Committed::new(),
-            state: State::default(),
+            state: State {
+                taken_at: OffsetDateTime::from_unix_timestamp(NOW_MS / 1000).ok(),
+                ..State::default()
+            },
             names: TopicNames::new(".t"),
         }
     }
@@ -69,6 +72,7 @@ impl World {
                     min_amount: Some(amount),
                     max_amount: Some(amount),
                     reference: Some(format!("ref_{operation}")),
+                    latest_at: OffsetDateTime::from_unix_timestamp(NOW_MS / 1000 - 3600).ok(),
                 },
             );
     }
@@ -210,7 +214,16 @@ fn a_hold_left_on_a_terminal_fare_is_named() {
     world.approved("wr_held", "pre_authorise", 1, 300);
     world.fare("wr_pending", "pre_authorised", 300);
     world.approved("wr_pending", "pre_authorise", 1, 300);
-    assert_eq!(named(&world.findings()), [(4, "wr_held".into())]);
+    // Held by the gateway, the fare not committed yet: in flight, until --stuck-after.
+    world.approved("wr_registering", "pre_authorise", 1, 300);
+    let just_now = OffsetDateTime::from_unix_timestamp(NOW_MS / 1000 - 1).ok();
+    let hold = world.state.approved.get_mut("wr_registering").unwrap();
+    hold.get_mut("pre_authorise").unwrap().latest_at = just_now;
+    world.approved("wr_orphan", "pre_authorise", 1, 300);
+    assert_eq!(
+        named(&world.findings()),
+        [(4, "wr_held".into()), (4, "wr_orphan".into())]
+    );
 }
 
 #[test]
