@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 
 use anyhow::Context;
 use events_schema::card;
+use futures::TryStreamExt;
 use sqlx::{PgPool, Row};
 
 /// The schemas the services own.
@@ -105,27 +106,26 @@ async fn scan_table(
             || "NULL::text".to_owned(),
             |name| format!("{}::text", quoted(name)),
         );
-    let (texts, values): (Vec<String>, Vec<String>) = columns
+    let values: Vec<String> = columns
         .iter()
         .map(|c| {
             let name = quoted(&c.name);
             if c.is_bytes {
-                (format!("encode({name}, 'escape')"), name)
+                name
             } else {
-                (format!("{name}::text"), format!("{name}::text"))
+                format!("{name}::text")
             }
         })
-        .unzip();
+        .collect();
     let sql = format!(
-        "SELECT {identity}, {} FROM {}.{} WHERE concat_ws(' | ', {}) ~ '[0-9]([ -]?[0-9]){{12,18}}'",
+        "SELECT {identity}, {} FROM {}.{}",
         values.join(", "),
         quoted(schema),
         quoted(table),
-        texts.join(", ")
     );
-    let rows = sqlx::query(&sql).fetch_all(pool).await?;
+    let mut rows = sqlx::query(&sql).fetch(pool);
     let mut found = Vec::new();
-    for row in rows {
+    while let Some(row) = rows.try_next().await? {
         let fare_id: Option<String> = row.try_get(0)?;
         for (i, column) in columns.iter().enumerate() {
             let holds_one = if column.is_bytes {
