@@ -2,6 +2,7 @@
 
 use clap::{Parser, Subcommand};
 
+use crate::audit::{self, AuditArgs};
 use crate::broker::Kafka;
 use crate::request::{self, RequestArgs};
 use crate::status::{self, StatusArgs};
@@ -15,11 +16,13 @@ Environment:
   KAFKA_REPLICATION_FACTOR  for `topics ensure` (default 1)
   PAYMENT_URL               payment-service read API (default http://$PAYMENT_HTTP_ADDR, else http://127.0.0.1:8081)
   ACCOUNTING_URL            accounting-service read API (default http://$ACCOUNTING_HTTP_ADDR, else http://127.0.0.1:8082)
+  AUDIT_DATABASE_URL        for `audit`: PostgreSQL as the read-only auditor role
+                            (default postgres://wildrydes_auditor:…@localhost:5432/wildrydes)
 
 Exit codes:
-  0  done (request --wait: the fare was collected)
-  1  a definite \"no\": unknown fare, fare not collected, topics missing
-  2  could not do it: invalid input, Kafka or a service unreachable, timeout
+  0  done (request --wait: the fare was collected; audit: clean)
+  1  a definite \"no\": unknown fare, fare not collected, topics missing, audit found violations
+  2  could not do it: invalid input, Kafka, PostgreSQL or a service unreachable, timeout
 
 Example:
   scripts/stack up
@@ -56,6 +59,14 @@ enum Command {
     ///
     /// Reads fare-outcomes without joining a consumer group or committing offsets. Ctrl-C stops.
     Watch(WatchArgs),
+    /// Check SPEC §6's invariants 1–7 across the topics and both services' state.
+    ///
+    /// Reads every topic up to its end when the audit starts (joining no consumer group), the
+    /// services' committed offsets, both schemas as the read-only auditor role
+    /// (AUDIT_DATABASE_URL) and, for the fares with a dead letter or a rejection, the read APIs.
+    /// Prints each violation with its fare, the stuck fares and those needing attention. Exit
+    /// code 0 when clean, 1 on any violation (a stuck fare is one), 2 when it cannot run.
+    Audit(AuditArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -75,6 +86,7 @@ impl Cli {
             Command::Request(args) => request::run(args).await,
             Command::Status(args) => status::run(args).await,
             Command::Watch(args) => watch::run(args).await,
+            Command::Audit(args) => audit::run(args).await,
         }
     }
 }
