@@ -2,6 +2,7 @@
 //! One binary; every test has its own database and topics, so they run in parallel.
 
 mod bad_input;
+mod bench;
 mod broker_restart;
 mod card_numbers;
 mod cli;

@@ -78,7 +78,7 @@ pub struct BenchArgs {
     pub database_url: String,
     /// How long the PostgreSQL baseline commits.
     #[arg(long, default_value = "5s", value_name = "DURATION", value_parser = humantime::parse_duration)]
-    pub postgres_seconds: Duration,
+    pub postgres_duration: Duration,
     /// Concurrent connections of the PostgreSQL baseline.
     #[arg(long, default_value_t = 16, value_name = "N",
           value_parser = clap::value_parser!(u16).range(1..=256))]
@@ -217,13 +217,13 @@ async fn measure_baseline(
         eprintln!(
             "baseline: raw PostgreSQL, {} connections committing for {} s…",
             args.postgres_connections,
-            args.postgres_seconds.as_secs_f64()
+            args.postgres_duration.as_secs_f64()
         );
         let plan = PostgresPlan {
             url: &args.database_url,
             run,
             connections: args.postgres_connections as usize,
-            duration: args.postgres_seconds,
+            duration: args.postgres_duration,
             row: fares
                 .first()
                 .map(|f| f.payload.as_slice())

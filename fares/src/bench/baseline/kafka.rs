@@ -1,7 +1,8 @@
 //! Raw Kafka on the same machine: as many messages as the run sent, with the same keys and
 //! bytes as its requests, produced to a scratch topic of 6 partitions by the services' own
 //! producer settings (`transactional_messaging::kafka::producer`: idempotent, `acks=all`) and
-//! consumed back by a reader that was assigned before the first send. The topic is created
+//! consumed back by a reader that was assigned, and had read one warm-up message from each
+//! partition, before the first measured send. The topic is created
 //! for the measurement and deleted after it, whatever happens in between.
 
 use std::time::{Duration, SystemTime};
@@ -18,6 +19,7 @@ use rdkafka::message::Message;
 use rdkafka::producer::future_producer::OwnedDeliveryResult;
 use rdkafka::producer::FutureRecord;
 use serde::Serialize;
+use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use transactional_messaging::kafka::producer;
@@ -120,7 +122,17 @@ async fn produce_and_consume(
 ) -> anyhow::Result<Option<KafkaBaseline>> {
     let expected = fares.len();
     let reader = kafka.reader(topic, &Start::Beginning(PARTITIONS as usize))?;
+    let (warm, warmed) = oneshot::channel();
     let mut consumer = AbortOnDrop(tokio::spawn(async move {
+        // The warm-up messages, one per partition, are not measured: by the time they are
+        // read, the reader has found every partition's leader and is fetching.
+        let mut warm_up = 0;
+        while warm_up < PARTITIONS {
+            if reader.recv().await.is_ok() {
+                warm_up += 1;
+            }
+        }
+        let _ = warm.send(());
         let mut latency =
             Histogram::<u64>::new_with_bounds(1, 3_600_000_000, 3).expect("valid histogram bounds");
         let mut last_us = 0_i64;
@@ -139,6 +151,25 @@ async fn produce_and_consume(
     }));
 
     let producer = producer(kafka.bootstrap())?;
+    for partition in 0..PARTITIONS {
+        let record = FutureRecord::to(topic)
+            .partition(partition)
+            .key("warm-up")
+            .payload("warm-up");
+        let delivered = producer.send(record, Duration::from_secs(10)).await;
+        delivered
+            .map_err(|(error, _)| error)
+            .with_context(|| format!("cannot write to the scratch topic {topic}"))?;
+    }
+    tokio::select! {
+        warmed = warmed => warmed.context("the baseline reader stopped")?,
+        _ = tokio::time::sleep(CONSUME_TIMEOUT) => anyhow::bail!(
+            "the baseline reader did not read the warm-up messages of {topic} within {} s",
+            CONSUME_TIMEOUT.as_secs()
+        ),
+        _ = interrupt.wait() => return Ok(None),
+    }
+
     let first_us = unix_micros(SystemTime::now());
     let mut deliveries = FuturesUnordered::new();
     let mut next = 0;
