@@ -4,7 +4,31 @@
 
 SERVICES=(payment-service accounting-service)
 
-# bin_dir: where the binaries are: $STACK_BIN_DIR if set (no build), else <cargo target>/debug.
+# The build the services run: `debug`, or `release` after `up --release` (for benchmarks).
+# `up` sets STACK_BUILD_CHOICE and saves it in .stack/build; every later command (`start` of a
+# service) reads it from there, so a restarted service runs the same build.
+BUILD_FILE="$STACK_DIR/build"
+
+# stack_build: debug or release.
+stack_build() {
+    local build="${STACK_BUILD_CHOICE:-}"
+    if [[ -z "$build" && -f "$BUILD_FILE" ]]; then
+        build="$(head -n1 "$BUILD_FILE")"
+    fi
+    case "$build" in
+        release) echo release ;;
+        debug | "") echo debug ;;
+        *) die "$BUILD_FILE says '$build': expected debug or release (run scripts/stack up [--release] again)" ;;
+    esac
+}
+
+build_save() {
+    mkdir -p "$STACK_DIR"
+    stack_build >"$BUILD_FILE"
+}
+
+# bin_dir: where the binaries are: $STACK_BIN_DIR if set (no build), else
+# <cargo target>/debug or <cargo target>/release (see stack_build).
 bin_dir() {
     if [[ -n "${STACK_BIN_DIR:-}" ]]; then
         echo "$STACK_BIN_DIR"
@@ -13,7 +37,7 @@ bin_dir() {
     local target
     target="$(cargo_target_dir)"
     [[ -n "$target" ]] || die "cannot find cargo's target directory (cargo metadata failed in $ROOT)"
-    echo "$target/debug"
+    echo "$target/$(stack_build)"
 }
 
 build_binaries() {
@@ -21,8 +45,10 @@ build_binaries() {
         info "using the binaries in STACK_BIN_DIR=$STACK_BIN_DIR (not building)"
     else
         command -v cargo >/dev/null 2>&1 || die "cargo is needed to build the services (https://rustup.rs)"
-        info "cargo build --bin payment-service --bin accounting-service --bin fares"
-        (cd "$ROOT" && cargo build --bin payment-service --bin accounting-service --bin fares) ||
+        local profile=()
+        [[ "$(stack_build)" == release ]] && profile=(--release)
+        info "cargo build ${profile[*]}${profile[*]:+ }--bin payment-service --bin accounting-service --bin fares"
+        (cd "$ROOT" && cargo build "${profile[@]}" --bin payment-service --bin accounting-service --bin fares) ||
             die "cargo build of the services failed"
     fi
     local bin dir
@@ -55,6 +81,24 @@ svc_pid() {
     pid="$(read_pid "$(svc_pidfile "$1")")" || return 1
     grep -qa "$1" "/proc/$pid/cmdline" 2>/dev/null || return 1
     echo "$pid"
+}
+
+# svc_running_build NAME: which build the running service is, from its executable:
+# "release build", "debug build" (or its path), and whether it was rebuilt since it started.
+svc_running_build() {
+    local pid exe build
+    pid="$(svc_pid "$1")" || return 1
+    exe="$(readlink "/proc/$pid/exe" 2>/dev/null)" || {
+        echo "build unknown"
+        return
+    }
+    case "$exe" in
+        */release/"$1"*) build="release build" ;;
+        */debug/"$1"*) build="debug build" ;;
+        *) build="${exe% (deleted)}" ;;
+    esac
+    [[ "$exe" == *" (deleted)" ]] && build+=", rebuilt since it started"
+    echo "$build"
 }
 
 svc_healthy() {
