@@ -279,6 +279,8 @@ mod tests {
         assert_eq!(fare_index(&prefix, b"bench_r1_"), None);
         assert_eq!(fare_index(&prefix, b"bench_r12_17"), None);
         assert_eq!(fare_index(&prefix, b"bench_r1_1x"), None);
+        // `usize::from_str` would take a sign: another writer's key, not one of ours.
+        assert_eq!(fare_index(&prefix, b"bench_r1_+5"), None);
         assert_eq!(fare_index(&prefix, b"wr_563"), None);
     }
 }
