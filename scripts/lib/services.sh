@@ -4,40 +4,55 @@
 
 SERVICES=(payment-service accounting-service)
 
-# The build the services run: `debug`, or `release` after `up --release` (for benchmarks).
-# `up` sets STACK_BUILD_CHOICE and saves it in .stack/build; every later command (`start` of a
-# service) reads it from there, so a restarted service runs the same build.
+# The build the services run: `debug`, or `release` after `up --release` (for benchmarks), and
+# the cargo target directory it is built in. `up` sets STACK_BUILD_CHOICE and saves both in
+# .stack/build; every later command (`start` of a service) reads them from there, so that a
+# restarted service runs the same binaries whatever the CARGO_TARGET_DIR of its shell.
 BUILD_FILE="$STACK_DIR/build"
+
+# saved_build_field NAME: the value of NAME=… in .stack/build, if any.
+saved_build_field() {
+    [[ -f "$BUILD_FILE" ]] || return 0
+    sed -n "s/^$1=//p" "$BUILD_FILE" | head -n1
+}
 
 # stack_build: debug or release.
 stack_build() {
     local build="${STACK_BUILD_CHOICE:-}"
-    if [[ -z "$build" && -f "$BUILD_FILE" ]]; then
-        build="$(head -n1 "$BUILD_FILE")"
-    fi
+    [[ -n "$build" ]] || build="$(saved_build_field build)"
     case "$build" in
         release) echo release ;;
         debug | "") echo debug ;;
-        *) die "$BUILD_FILE says '$build': expected debug or release (run scripts/stack up [--release] again)" ;;
+        *) die "$BUILD_FILE says build=$build: expected debug or release (run scripts/stack up [--release] again)" ;;
     esac
+}
+
+# stack_target_dir: cargo's target directory: the one `up` used, else this shell's.
+stack_target_dir() {
+    local dir=""
+    [[ -n "${STACK_BUILD_CHOICE:-}" ]] || dir="$(saved_build_field target_dir)"
+    [[ -n "$dir" ]] || dir="$(cargo_target_dir)"
+    [[ -n "$dir" ]] || die "cannot find cargo's target directory (cargo metadata failed in $ROOT)"
+    echo "$dir"
 }
 
 build_save() {
     mkdir -p "$STACK_DIR"
-    stack_build >"$BUILD_FILE"
+    {
+        echo "# Written by scripts/stack up: the services' build, for later 'scripts/stack start'."
+        echo "build=$(stack_build)"
+        [[ -n "${STACK_BIN_DIR:-}" ]] || echo "target_dir=$(stack_target_dir)"
+    } >"$BUILD_FILE"
 }
 
 # bin_dir: where the binaries are: $STACK_BIN_DIR if set (no build), else
-# <cargo target>/debug or <cargo target>/release (see stack_build).
+# <target dir>/debug or <target dir>/release (see stack_build, stack_target_dir).
 bin_dir() {
     if [[ -n "${STACK_BIN_DIR:-}" ]]; then
         echo "$STACK_BIN_DIR"
         return
     fi
-    local target
-    target="$(cargo_target_dir)"
-    [[ -n "$target" ]] || die "cannot find cargo's target directory (cargo metadata failed in $ROOT)"
-    echo "$target/$(stack_build)"
+    echo "$(stack_target_dir)/$(stack_build)"
 }
 
 build_binaries() {
@@ -48,7 +63,10 @@ build_binaries() {
         local profile=()
         [[ "$(stack_build)" == release ]] && profile=(--release)
         info "cargo build ${profile[*]}${profile[*]:+ }--bin payment-service --bin accounting-service --bin fares"
-        (cd "$ROOT" && cargo build "${profile[@]}" --bin payment-service --bin accounting-service --bin fares) ||
+        local target
+        target="$(stack_target_dir)"
+        (cd "$ROOT" && CARGO_TARGET_DIR="$target" cargo build "${profile[@]}" \
+            --bin payment-service --bin accounting-service --bin fares) ||
             die "cargo build of the services failed"
     fi
     local bin dir
