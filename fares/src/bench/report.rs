@@ -127,13 +127,19 @@ impl Report {
         if let (Some(per_s), Some(seconds)) = (t.settled_per_s, t.seconds) {
             let sustained = t
                 .sustained_per_s
-                .map(|s| format!("; sustained {} sagas/s (middle 80% of outcomes)", rate(s)))
+                .map(|s| format!("; sustained {} sagas/s (middle 80% of that time)", rate(s)))
                 .unwrap_or_default();
             let _ = writeln!(
                 out,
                 "  throughput   {} sagas/s over {seconds:.1} s (first request → last outcome){sustained}",
                 rate(per_s)
             );
+            if let Some(first) = t.first_outcome_after_s {
+                let _ = writeln!(
+                    out,
+                    "               first outcome {first:.2} s after the first request"
+                );
+            }
         }
         if let Some(latency) = &load.latency_ms {
             let from = if self.rate.is_some() {

@@ -322,27 +322,36 @@ impl MarkerSummary {
 pub struct Throughput {
     /// First request's timestamp to last outcome's, in seconds.
     pub seconds: Option<f64>,
+    /// First request's timestamp to first outcome's, in seconds.
+    pub first_outcome_after_s: Option<f64>,
     /// Settled fares / `seconds`.
     pub settled_per_s: Option<f64>,
-    /// Over the middle 80 % of outcomes (from the 10th to the 90th percentile of their
-    /// timestamps): the rate once the run has warmed up and before its tail.
+    /// Settled fares per second over the middle 80 % of the run's time (from 10 % to 90 % of
+    /// first request → last outcome): the rate without the ramp-up and the tail. Well below
+    /// `settled_per_s` when outcomes come in bursts rather than as a steady stream.
     pub sustained_per_s: Option<f64>,
 }
 
 impl Throughput {
     /// From the first request's timestamp and the sorted outcome timestamps (ms).
     pub fn from_times(first_request_ms: Option<i64>, outcomes_ms: &[i64]) -> Throughput {
-        let (Some(first), Some(last)) = (first_request_ms, outcomes_ms.last()) else {
+        let (Some(first), Some(&earliest), Some(&last)) =
+            (first_request_ms, outcomes_ms.first(), outcomes_ms.last())
+        else {
             return Throughput::default();
         };
-        let seconds = (last - first) as f64 / 1000.0;
-        let settled_per_s = (seconds > 0.0).then(|| outcomes_ms.len() as f64 / seconds);
-        let n = outcomes_ms.len();
-        let (low, high) = (n / 10, n * 9 / 10);
-        let middle = (outcomes_ms[high.min(n - 1)] - outcomes_ms[low]) as f64 / 1000.0;
-        let sustained_per_s = (n >= 10 && middle > 0.0).then(|| (high - low) as f64 / middle);
+        let span_ms = (last - first) as f64;
+        let settled_per_s = (span_ms > 0.0).then(|| outcomes_ms.len() as f64 * 1000.0 / span_ms);
+        let (from, to) = (first as f64 + span_ms * 0.1, first as f64 + span_ms * 0.9);
+        let in_middle = outcomes_ms
+            .iter()
+            .filter(|&&t| (from..to).contains(&(t as f64)))
+            .count();
+        let sustained_per_s = (outcomes_ms.len() >= 10 && span_ms > 0.0)
+            .then(|| in_middle as f64 * 1000.0 / (to - from));
         Throughput {
-            seconds: Some(seconds),
+            seconds: Some(span_ms / 1000.0),
+            first_outcome_after_s: Some((earliest - first) as f64 / 1000.0),
             settled_per_s,
             sustained_per_s,
         }
@@ -472,15 +481,25 @@ mod tests {
 
     #[test]
     fn throughput_over_the_run_and_its_middle() {
-        // 100 outcomes: 10 slow ones at the start, then one per 10 ms.
-        let mut times: Vec<i64> = (0..10).map(|i| 1_000 + i * 100).collect();
-        times.extend((0..90).map(|i| 2_000 + i * 10));
-        let t = Throughput::from_times(Some(0), &times);
-        assert_eq!(t.seconds, Some(2.89));
-        assert!((t.settled_per_s.unwrap() - 100.0 / 2.89).abs() < 1e-9);
-        // From outcome 10 (2000 ms) to outcome 90 (2800 ms): 80 in 0.8 s.
+        // A steady stream: one outcome every 10 ms for 1 s after the first request.
+        let steady: Vec<i64> = (1..=100).map(|i| i * 10).collect();
+        let t = Throughput::from_times(Some(0), &steady);
+        assert_eq!(t.seconds, Some(1.0));
+        assert_eq!(t.first_outcome_after_s, Some(0.01));
+        assert!((t.settled_per_s.unwrap() - 100.0).abs() < 1e-9, "{t:?}");
+        // From 100 ms to 900 ms: 80 outcomes in 0.8 s.
         assert!((t.sustained_per_s.unwrap() - 100.0).abs() < 1e-9, "{t:?}");
-        assert!(Throughput::from_times(None, &times).settled_per_s.is_none());
+
+        // A burst: nothing for 900 ms, then 100 outcomes in the last 100 ms.
+        let burst: Vec<i64> = (0..100).map(|i| 901 + i).collect();
+        let t = Throughput::from_times(Some(0), &burst);
+        assert!((t.settled_per_s.unwrap() - 100.0).abs() < 1e-9, "{t:?}");
+        assert!(t.sustained_per_s.unwrap() < 2.0, "{t:?}");
+        assert_eq!(t.first_outcome_after_s, Some(0.901));
+
+        assert!(Throughput::from_times(None, &steady)
+            .settled_per_s
+            .is_none());
         assert!(Throughput::from_times(Some(0), &[5])
             .sustained_per_s
             .is_none());
