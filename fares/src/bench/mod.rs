@@ -262,15 +262,17 @@ fn verdict(report: &Report, ending: Ending, timeout: Duration) -> anyhow::Result
         Ending::Interrupted => {
             return Err(exit::negative(format!(
                 "interrupted: {} of {} fares sent, {} settled",
-                load.sent, load.planned, load.settled
+                report::thousands(load.sent as u64),
+                report::thousands(load.planned as u64),
+                report::thousands(load.settled as u64)
             )))
         }
         Ending::TimedOut => {
             return Err(exit::negative(format!(
                 "timed out: {} of {} fares sent have no outcome after {} without one — are both \
                  services up and healthy? (scripts/stack status)",
-                load.missing,
-                load.sent,
+                report::thousands(load.missing as u64),
+                report::thousands(load.sent as u64),
                 humantime::format_duration(timeout)
             )))
         }

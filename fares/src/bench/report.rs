@@ -154,7 +154,7 @@ impl Report {
             );
         }
         if let (Some(_), Some(lag)) = (self.rate, &load.send_lag_ms) {
-            if lag.p99 >= 1.0 {
+            if lag.p99 >= 5.0 {
                 let _ = writeln!(
                     out,
                     "  send lag     the bench sent late against its schedule: {}",
