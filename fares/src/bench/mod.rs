@@ -4,7 +4,8 @@
 //! - [`mix`]: which share of the fares takes which SPEC §5 path, and which fare gets which;
 //! - [`schedule`]: the open loop (`--rate`): when each fare is due;
 //! - [`load`]: sends the fares and follows their outcomes;
-//! - [`tally`]: what was seen of each fare, and the counts, throughput and HDR percentiles;
+//! - [`tally`]: what was seen of each fare, and the counts per outcome and marker;
+//! - [`figures`]: throughput and HDR latency percentiles;
 //! - [`processes`]: CPU and RSS of the services, from `/proc`;
 //! - [`baseline`]: raw Kafka produce → consume and raw PostgreSQL commits, and the comparison;
 //! - [`progress`], [`report`]: what the user sees.
@@ -13,6 +14,7 @@
 //! and, for the baseline, a scratch topic and a scratch schema it creates and removes.
 
 mod baseline;
+mod figures;
 mod interrupt;
 mod load;
 mod mix;

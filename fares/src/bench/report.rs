@@ -6,8 +6,9 @@ use std::fmt::Write as _;
 use serde::Serialize;
 
 use super::baseline::{Baseline, Share};
+use super::figures::Percentiles;
 use super::processes::ServiceUsage;
-use super::tally::{LoadSummary, Percentiles};
+use super::tally::LoadSummary;
 
 /// Everything a run measured.
 #[derive(Debug, Clone, Serialize)]

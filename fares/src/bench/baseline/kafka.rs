@@ -10,7 +10,6 @@ use std::time::{Duration, SystemTime};
 use anyhow::Context;
 use futures::stream::FuturesUnordered;
 use futures::StreamExt;
-use hdrhistogram::Histogram;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
@@ -24,9 +23,9 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use transactional_messaging::kafka::producer;
 
+use crate::bench::figures::{histogram, Percentiles};
 use crate::bench::interrupt::Interrupt;
 use crate::bench::load::{unix_micros, PlannedFare};
-use crate::bench::tally::Percentiles;
 use crate::broker::{Kafka, Start};
 
 /// Partitions of the scratch topic: as many as each event topic (SPEC §2).
@@ -133,8 +132,7 @@ async fn produce_and_consume(
             }
         }
         let _ = warm.send(());
-        let mut latency =
-            Histogram::<u64>::new_with_bounds(1, 3_600_000_000, 3).expect("valid histogram bounds");
+        let mut latency = histogram();
         let mut last_us = 0_i64;
         let mut received = 0_usize;
         while received < expected {

@@ -17,8 +17,8 @@ use sqlx::postgres::PgConnectOptions;
 use sqlx::{ConnectOptions, Connection, Executor, PgConnection};
 use tokio::time::Instant;
 
+use crate::bench::figures::{histogram, Percentiles};
 use crate::bench::interrupt::Interrupt;
-use crate::bench::tally::Percentiles;
 
 /// Raw PostgreSQL's figures.
 #[derive(Debug, Clone, Serialize)]
@@ -146,8 +146,7 @@ async fn commit_for_a_while(
             let row = plan.row.to_vec();
             let interrupt = interrupt.clone();
             tokio::spawn(async move {
-                let mut latency = Histogram::<u64>::new_with_bounds(1, 3_600_000_000, 3)
-                    .expect("valid histogram bounds");
+                let mut latency = histogram();
                 let mut commits = 0_u64;
                 while Instant::now() < deadline && !interrupt.happened() {
                     let begun = Instant::now();
@@ -167,8 +166,7 @@ async fn commit_for_a_while(
         })
         .collect();
     let mut commits = 0;
-    let mut latency =
-        Histogram::<u64>::new_with_bounds(1, 3_600_000_000, 3).expect("valid histogram bounds");
+    let mut latency = histogram();
     for worker in workers {
         let (n, h) = worker
             .await
