@@ -3,6 +3,7 @@
 
 mod audit;
 mod bad_input;
+mod bench;
 mod broker_restart;
 mod card_numbers;
 mod cli;
