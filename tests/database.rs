@@ -50,6 +50,11 @@ impl TestDatabase {
         Ok(database)
     }
 
+    /// The admin URL of this database, for a child process (`fares bench`'s baseline).
+    pub fn admin_url(&self) -> String {
+        url_with_database(&admin_url(), &self.name)
+    }
+
     /// Admin connection options for this database.
     pub fn admin_options(&self) -> PgConnectOptions {
         self.admin.clone().database(&self.name)
@@ -116,6 +121,17 @@ impl TestDatabase {
     }
 }
 
+/// `url` with its database replaced by `name` (query parameters kept).
+fn url_with_database(url: &str, name: &str) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("postgres", url));
+    let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
+    let query = path
+        .split_once('?')
+        .map(|(_, q)| format!("?{q}"))
+        .unwrap_or_default();
+    format!("{scheme}://{authority}/{name}{query}")
+}
+
 /// Drops test databases left behind by runs that died more than an hour ago.
 pub async fn sweep_stale(prefix: &str, older_than_secs: u64) -> anyhow::Result<()> {
     let admin = PgConnectOptions::from_str(&admin_url())?;
@@ -135,4 +151,25 @@ pub async fn sweep_stale(prefix: &str, older_than_secs: u64) -> anyhow::Result<(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_url_names_another_database() {
+        assert_eq!(
+            url_with_database("postgres://a:b@h:5432/wildrydes", "wr_test_1"),
+            "postgres://a:b@h:5432/wr_test_1"
+        );
+        assert_eq!(
+            url_with_database("postgres://a:b@h:5432", "x"),
+            "postgres://a:b@h:5432/x"
+        );
+        assert_eq!(
+            url_with_database("postgres://a:b@h/db?sslmode=disable", "x"),
+            "postgres://a:b@h/x?sslmode=disable"
+        );
+    }
 }

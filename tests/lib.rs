@@ -7,6 +7,7 @@
 //! admin URL (default `postgres://wildrydes_admin:wildrydes_admin@localhost:5432/wildrydes`).
 //! `scripts/test` sets both.
 
+pub mod audit;
 pub mod database;
 pub mod env;
 pub mod invariants;

@@ -22,6 +22,8 @@ pub struct Recorded {
     pub key: Option<String>,
     pub payload: Vec<u8>,
     pub headers: BTreeMap<String, String>,
+    /// The broker timestamp (ms since the Unix epoch), when the message has one.
+    pub timestamp_ms: Option<i64>,
 }
 
 impl Recorded {
@@ -90,6 +92,7 @@ impl Recorder {
                         .map(|k| String::from_utf8_lossy(k).into_owned()),
                     payload: message.payload().unwrap_or_default().to_vec(),
                     headers,
+                    timestamp_ms: message.timestamp().to_millis(),
                 };
                 sink.lock().expect("recorder lock").push(record);
             }

@@ -1,5 +1,6 @@
 //! Talking to Kafka: where it is (from the environment), whether it answers, which topics it
-//! has, and consumers that read without joining a group or committing anything.
+//! has, the offsets a consumer group committed, and consumers that read without joining a group
+//! or committing anything.
 //!
 //! Every call that could hang on an unreachable broker is bounded by [`KAFKA_TIMEOUT`] and
 //! fails with a message naming the bootstrap servers.
@@ -8,7 +9,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use events_schema::{Topic, TopicNames};
-use rdkafka::config::ClientConfig;
+use rdkafka::config::{ClientConfig, FromClientConfig};
 use rdkafka::consumer::{BaseConsumer, Consumer, StreamConsumer};
 use rdkafka::error::RDKafkaErrorCode;
 use rdkafka::{Offset, TopicPartitionList};
@@ -106,6 +107,21 @@ impl Kafka {
         topic: &str,
         partitions: usize,
     ) -> anyhow::Result<Vec<(i32, i64)>> {
+        Ok(self
+            .watermarks(topic, partitions)
+            .await?
+            .into_iter()
+            .map(|(partition, _, high)| (partition, high))
+            .collect())
+    }
+
+    /// `(partition, low, high)` for every partition of `topic`: the offset of the oldest
+    /// message still kept and the offset the next message will get.
+    pub async fn watermarks(
+        &self,
+        topic: &str,
+        partitions: usize,
+    ) -> anyhow::Result<Vec<(i32, i64, i64)>> {
         let config = self.client_config();
         let topic = topic.to_owned();
         let unreachable = self.unreachable();
@@ -113,13 +129,51 @@ impl Kafka {
             let client: BaseConsumer = config.create().context("cannot create a Kafka client")?;
             (0..partitions as i32)
                 .map(|p| {
-                    let (_, high) = client
+                    let (low, high) = client
                         .fetch_watermarks(&topic, p, KAFKA_TIMEOUT)
                         .with_context(|| format!("cannot read the end of {topic} partition {p}"))
                         .context(unreachable.clone())?;
-                    Ok((p, high))
+                    Ok((p, low, high))
                 })
                 .collect()
+        })
+        .await
+        .context("the Kafka offsets request was interrupted")?
+    }
+
+    /// The offsets consumer group `group` has committed for `partitions` (topic, partition):
+    /// the next message the group will consume. A partition the group never committed is left
+    /// out. Only asks the group coordinator: it does not join the group or change anything.
+    pub async fn committed_offsets(
+        &self,
+        group: &str,
+        partitions: Vec<(String, i32)>,
+    ) -> anyhow::Result<Vec<(String, i32, i64)>> {
+        let mut config = self.client_config();
+        config
+            .set("group.id", group)
+            .set("enable.auto.commit", "false")
+            .set("enable.auto.offset.store", "false");
+        let group = group.to_owned();
+        let unreachable = self.unreachable();
+        tokio::task::spawn_blocking(move || {
+            let client: BaseConsumer = config.create().context("cannot create a Kafka client")?;
+            let mut list = TopicPartitionList::new();
+            for (topic, partition) in &partitions {
+                list.add_partition(topic, *partition);
+            }
+            let committed = client
+                .committed_offsets(list, KAFKA_TIMEOUT)
+                .with_context(|| format!("cannot read the offsets committed by group {group}"))
+                .context(unreachable)?;
+            Ok(committed
+                .elements()
+                .iter()
+                .filter_map(|e| match e.offset() {
+                    Offset::Offset(offset) => Some((e.topic().to_owned(), e.partition(), offset)),
+                    _ => None,
+                })
+                .collect())
         })
         .await
         .context("the Kafka offsets request was interrupted")?
@@ -128,8 +182,19 @@ impl Kafka {
     /// A consumer of `topic` assigned to every partition at `start`. It joins no group and
     /// commits nothing, so it never disturbs the services' consumers or leaves state behind.
     pub fn reader(&self, topic: &str, start: &Start) -> anyhow::Result<StreamConsumer> {
-        let consumer: StreamConsumer = self
-            .client_config()
+        self.assigned(topic, &start.offsets(), &[])
+    }
+
+    /// A consumer of `topic` assigned to `offsets` (partition, where to start), with `extra`
+    /// client settings; as [`Kafka::reader`], it joins no group and commits nothing.
+    pub fn assigned<C: FromClientConfig + Consumer>(
+        &self,
+        topic: &str,
+        offsets: &[(i32, Offset)],
+        extra: &[(&str, &str)],
+    ) -> anyhow::Result<C> {
+        let mut config = self.client_config();
+        config
             // A group id is required by the client; a unique one, never joined or committed.
             .set(
                 "group.id",
@@ -138,11 +203,15 @@ impl Kafka {
             .set("enable.auto.commit", "false")
             .set("enable.auto.offset.store", "false")
             .set("enable.partition.eof", "false")
-            .set("auto.offset.reset", "earliest")
+            .set("auto.offset.reset", "earliest");
+        for (key, value) in extra {
+            config.set(*key, *value);
+        }
+        let consumer: C = config
             .create()
             .context("cannot create the Kafka consumer")?;
         let mut assignment = TopicPartitionList::new();
-        for (partition, offset) in start.offsets() {
+        for &(partition, offset) in offsets {
             assignment
                 .add_partition_offset(topic, partition, offset)
                 .context("cannot build the partition assignment")?;

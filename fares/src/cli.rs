@@ -2,6 +2,8 @@
 
 use clap::{Parser, Subcommand};
 
+use crate::audit::{self, AuditArgs};
+use crate::bench::{self, BenchArgs};
 use crate::broker::Kafka;
 use crate::request::{self, RequestArgs};
 use crate::status::{self, StatusArgs};
@@ -15,16 +17,19 @@ Environment:
   KAFKA_REPLICATION_FACTOR  for `topics ensure` (default 1)
   PAYMENT_URL               payment-service read API (default http://$PAYMENT_HTTP_ADDR, else http://127.0.0.1:8081)
   ACCOUNTING_URL            accounting-service read API (default http://$ACCOUNTING_HTTP_ADDR, else http://127.0.0.1:8082)
+  AUDIT_DATABASE_URL        for `audit`: PostgreSQL as the read-only auditor role
+                            (default postgres://wildrydes_auditor:…@localhost:5432/wildrydes)
 
 Exit codes:
-  0  done (request --wait: the fare was collected)
-  1  a definite \"no\": unknown fare, fare not collected, topics missing
-  2  could not do it: invalid input, Kafka or a service unreachable, timeout
+  0  done (request --wait: the fare was collected; audit: clean)
+  1  a definite \"no\": unknown fare, fare not collected, topics missing, audit found violations
+  2  could not do it: invalid input, Kafka, PostgreSQL or a service unreachable, timeout
 
 Example:
   scripts/stack up
   FARE=$(fares request --customer 3 --amount 20.00)
-  fares status \"$FARE\"";
+  fares status \"$FARE\"
+  fares bench --fares 5000";
 
 /// Request fares and follow the fare-collection saga (payment-service + accounting-service)
 /// over Kafka and the services' read APIs.
@@ -56,7 +61,38 @@ enum Command {
     ///
     /// Reads fare-outcomes without joining a consumer group or committing offsets. Ctrl-C stops.
     Watch(WatchArgs),
+    /// Check SPEC §6's invariants 1–7 across the topics and both services' state.
+    ///
+    /// Reads every topic up to its end when the audit starts (joining no consumer group), the
+    /// services' committed offsets, both schemas as the read-only auditor role
+    /// (AUDIT_DATABASE_URL) and, for the fares with a dead letter or a rejection, the read APIs.
+    /// Prints each violation with its fare, the stuck fares and those needing attention. Exit
+    /// code 0 when clean, 1 on any violation (a stuck fare is one), 2 when it cannot run.
+    Audit(AuditArgs),
+    /// Load benchmark: publish N fares (as fast as possible or at --rate), follow their
+    /// outcomes, report throughput, latency percentiles, per-outcome counts and the services'
+    /// CPU and memory, beside a baseline of raw Kafka and PostgreSQL measured in the same run.
+    ///
+    /// Latency is request → outcome from broker timestamps (CreateTime of the request as
+    /// acknowledged, and of its outcome). With --rate, fares are sent on schedule whatever the
+    /// system does (open loop) and latency counts from each fare's intended send time, so
+    /// stalls are not hidden (no coordinated omission). Exit code 1 when a fare has no outcome
+    /// before --timeout, an outcome is not the one SPEC §5 calls for, or on Ctrl-C (after the
+    /// report of what was measured so far).
+    #[command(after_help = BENCH_AFTER_HELP)]
+    Bench(BenchArgs),
 }
+
+const BENCH_AFTER_HELP: &str = "\
+Examples:
+  scripts/stack up --release
+  fares bench --fares 5000                          # as fast as possible
+  fares bench --rate 100 --fares 3000               # 100 fares/s offered
+  fares bench --mix happy=90,fail_credit=5,fail_charge=5 --json > bench.json
+
+CPU and RSS are those of the payment-service and accounting-service processes on this machine
+whose TOPIC_SUFFIX is the bench's. The baseline creates (and deletes) a scratch topic
+fares-bench-baseline.<run> and a scratch schema fares_bench_<run> in --database-url.";
 
 #[derive(Debug, Subcommand)]
 enum TopicsCommand {
@@ -75,6 +111,8 @@ impl Cli {
             Command::Request(args) => request::run(args).await,
             Command::Status(args) => status::run(args).await,
             Command::Watch(args) => watch::run(args).await,
+            Command::Audit(args) => audit::run(args).await,
+            Command::Bench(args) => bench::run(args).await,
         }
     }
 }

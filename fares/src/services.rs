@@ -1,5 +1,7 @@
 //! The services' HTTP read APIs (`GET /fares/{fare_id}`), the only way the CLI sees their
-//! state: it never reads their databases. Their lists are bounded: see [`list_items`].
+//! state — except `fares audit`, which also reads their databases as the read-only auditor
+//! role, and scans these answers for card numbers. Their lists are bounded: see
+//! [`list_items`].
 
 use std::time::Duration;
 
@@ -42,6 +44,21 @@ impl ReadApi {
 
     /// The service's view of the fare; `None` when it answers 404 (it never saw the fare).
     pub async fn fare(&self, fare_id: &FareId) -> anyhow::Result<Option<Value>> {
+        let Some(body) = self.fare_body(fare_id).await? else {
+            return Ok(None);
+        };
+        serde_json::from_str(&body).map(Some).map_err(|_| {
+            anyhow!(
+                "the answer of {}/fares/{fare_id} is not JSON — does {} point at the {}?",
+                self.base_url,
+                self.url_variable,
+                self.name
+            )
+        })
+    }
+
+    /// The body of the service's answer about the fare, as sent; `None` when it answers 404.
+    pub async fn fare_body(&self, fare_id: &FareId) -> anyhow::Result<Option<String>> {
         if matches!(fare_id.as_str(), "." | "..") {
             anyhow::bail!(
                 "fare id {fare_id:?} cannot be looked up over HTTP (a URL path cannot hold it); \
@@ -49,12 +66,12 @@ impl ReadApi {
             );
         }
         let url = format!("{}/fares/{fare_id}", self.base_url);
-        let response = self.client.get(&url).send().await.map_err(|e| {
-            anyhow::Error::new(e).context(format!(
-                "cannot reach the {} at {} — is it running? (scripts/stack status; set {} if it runs elsewhere)",
-                self.name, self.base_url, self.url_variable
-            ))
-        })?;
+        let response = self
+            .client
+            .get(&url)
+            .send()
+            .await
+            .map_err(|e| anyhow::Error::new(e).context(self.unreachable()))?;
         let status = response.status();
         let body = response.text().await.with_context(|| {
             format!(
@@ -88,14 +105,44 @@ impl ReadApi {
                 self.name
             ));
         }
-        json.map(Some).ok_or_else(|| {
-            anyhow!(
-                "the answer of {url} is not JSON — does {} point at the {}?",
-                self.url_variable,
-                self.name
-            )
-        })
+        Ok(Some(body))
     }
+
+    /// "cannot reach the … at …" with what to do about it.
+    pub fn unreachable(&self) -> String {
+        format!(
+            "cannot reach the {} at {} — is it running? (scripts/stack status; set {} if it runs elsewhere)",
+            self.name, self.base_url, self.url_variable
+        )
+    }
+}
+
+/// Both services' read APIs: each at its flag or `*_URL` variable when given, else as
+/// [`base_url`] finds it.
+pub fn read_apis(
+    payment_url: Option<&str>,
+    accounting_url: Option<&str>,
+) -> anyhow::Result<(ReadApi, ReadApi)> {
+    let env = |name| std::env::var(name).ok();
+    let payment = ReadApi::new(
+        "payment-service",
+        base_url(
+            payment_url,
+            env("PAYMENT_HTTP_ADDR").as_deref(),
+            "http://127.0.0.1:8081",
+        ),
+        "PAYMENT_URL",
+    )?;
+    let accounting = ReadApi::new(
+        "accounting-service",
+        base_url(
+            accounting_url,
+            env("ACCOUNTING_HTTP_ADDR").as_deref(),
+            "http://127.0.0.1:8082",
+        ),
+        "ACCOUNTING_URL",
+    )?;
+    Ok((payment, accounting))
 }
 
 /// The items of one of a view's lists. The read APIs answer each list as

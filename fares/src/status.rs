@@ -7,7 +7,7 @@ use events_schema::FareId;
 
 use crate::exit;
 use crate::report::{json_report, render, Accounting};
-use crate::services::{base_url, ReadApi};
+use crate::services::read_apis;
 use crate::timeline;
 
 /// `fares status`
@@ -34,25 +34,8 @@ pub struct StatusArgs {
 pub async fn run(args: StatusArgs) -> anyhow::Result<()> {
     let fare_id = FareId::parse(&args.fare_id)
         .map_err(|e| anyhow!("{:?} is not a fare id: it {}", args.fare_id, e.problem()))?;
-    let env = |name| std::env::var(name).ok();
-    let payment = ReadApi::new(
-        "payment-service",
-        base_url(
-            args.payment_url.as_deref(),
-            env("PAYMENT_HTTP_ADDR").as_deref(),
-            "http://127.0.0.1:8081",
-        ),
-        "PAYMENT_URL",
-    )?;
-    let accounting = ReadApi::new(
-        "accounting-service",
-        base_url(
-            args.accounting_url.as_deref(),
-            env("ACCOUNTING_HTTP_ADDR").as_deref(),
-            "http://127.0.0.1:8082",
-        ),
-        "ACCOUNTING_URL",
-    )?;
+    let (payment, accounting) =
+        read_apis(args.payment_url.as_deref(), args.accounting_url.as_deref())?;
     let (payment_view, accounting_view) =
         tokio::join!(payment.fare(&fare_id), accounting.fare(&fare_id));
     let Some(payment_view) = payment_view? else {

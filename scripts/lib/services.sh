@@ -4,16 +4,55 @@
 
 SERVICES=(payment-service accounting-service)
 
-# bin_dir: where the binaries are: $STACK_BIN_DIR if set (no build), else <cargo target>/debug.
+# The build the services run: `debug`, or `release` after `up --release` (for benchmarks), and
+# the cargo target directory it is built in. `up` sets STACK_BUILD_CHOICE and saves both in
+# .stack/build; every later command (`start` of a service) reads them from there, so that a
+# restarted service runs the same binaries whatever the CARGO_TARGET_DIR of its shell.
+BUILD_FILE="$STACK_DIR/build"
+
+# saved_build_field NAME: the value of NAME=… in .stack/build, if any.
+saved_build_field() {
+    [[ -f "$BUILD_FILE" ]] || return 0
+    sed -n "s/^$1=//p" "$BUILD_FILE" | head -n1
+}
+
+# stack_build: debug or release.
+stack_build() {
+    local build="${STACK_BUILD_CHOICE:-}"
+    [[ -n "$build" ]] || build="$(saved_build_field build)"
+    case "$build" in
+        release) echo release ;;
+        debug | "") echo debug ;;
+        *) die "$BUILD_FILE says build=$build: expected debug or release (run scripts/stack up [--release] again)" ;;
+    esac
+}
+
+# stack_target_dir: cargo's target directory: the one `up` used, else this shell's.
+stack_target_dir() {
+    local dir=""
+    [[ -n "${STACK_BUILD_CHOICE:-}" ]] || dir="$(saved_build_field target_dir)"
+    [[ -n "$dir" ]] || dir="$(cargo_target_dir)"
+    [[ -n "$dir" ]] || die "cannot find cargo's target directory (cargo metadata failed in $ROOT)"
+    echo "$dir"
+}
+
+build_save() {
+    mkdir -p "$STACK_DIR"
+    {
+        echo "# Written by scripts/stack up: the services' build, for later 'scripts/stack start'."
+        echo "build=$(stack_build)"
+        [[ -n "${STACK_BIN_DIR:-}" ]] || echo "target_dir=$(stack_target_dir)"
+    } >"$BUILD_FILE"
+}
+
+# bin_dir: where the binaries are: $STACK_BIN_DIR if set (no build), else
+# <target dir>/debug or <target dir>/release (see stack_build, stack_target_dir).
 bin_dir() {
     if [[ -n "${STACK_BIN_DIR:-}" ]]; then
         echo "$STACK_BIN_DIR"
         return
     fi
-    local target
-    target="$(cargo_target_dir)"
-    [[ -n "$target" ]] || die "cannot find cargo's target directory (cargo metadata failed in $ROOT)"
-    echo "$target/debug"
+    echo "$(stack_target_dir)/$(stack_build)"
 }
 
 build_binaries() {
@@ -21,8 +60,13 @@ build_binaries() {
         info "using the binaries in STACK_BIN_DIR=$STACK_BIN_DIR (not building)"
     else
         command -v cargo >/dev/null 2>&1 || die "cargo is needed to build the services (https://rustup.rs)"
-        info "cargo build --bin payment-service --bin accounting-service --bin fares"
-        (cd "$ROOT" && cargo build --bin payment-service --bin accounting-service --bin fares) ||
+        local profile=()
+        [[ "$(stack_build)" == release ]] && profile=(--release)
+        info "cargo build ${profile[*]}${profile[*]:+ }--bin payment-service --bin accounting-service --bin fares"
+        local target
+        target="$(stack_target_dir)"
+        (cd "$ROOT" && CARGO_TARGET_DIR="$target" cargo build "${profile[@]}" \
+            --bin payment-service --bin accounting-service --bin fares) ||
             die "cargo build of the services failed"
     fi
     local bin dir
@@ -55,6 +99,24 @@ svc_pid() {
     pid="$(read_pid "$(svc_pidfile "$1")")" || return 1
     grep -qa "$1" "/proc/$pid/cmdline" 2>/dev/null || return 1
     echo "$pid"
+}
+
+# svc_running_build NAME: which build the running service is, from its executable:
+# "release build", "debug build" (or its path), and whether it was rebuilt since it started.
+svc_running_build() {
+    local pid exe build
+    pid="$(svc_pid "$1")" || return 1
+    exe="$(readlink "/proc/$pid/exe" 2>/dev/null)" || {
+        echo "build unknown"
+        return
+    }
+    case "$exe" in
+        */release/"$1"*) build="release build" ;;
+        */debug/"$1"*) build="debug build" ;;
+        *) build="${exe% (deleted)}" ;;
+    esac
+    [[ "$exe" == *" (deleted)" ]] && build+=", rebuilt since it started"
+    echo "$build"
 }
 
 svc_healthy() {

@@ -1,7 +1,9 @@
 //! Integration tests against the real Kafka and PostgreSQL (see `tests/lib.rs` for the harness).
 //! One binary; every test has its own database and topics, so they run in parallel.
 
+mod audit;
 mod bad_input;
+mod bench;
 mod broker_restart;
 mod card_numbers;
 mod cli;
