@@ -5,7 +5,8 @@
 //!   fingerprint. (A known fare with another fingerprint is invariant 6's.)
 //! - An event the service reacts to (SPEC §4, `choreography::reacts`) was processed when the
 //!   service's inbox has its `event_id` for the same fare and content (fingerprint).
-//! - An event the service does not react to needs nothing.
+//! - An event the service does not react to needs nothing; nor does a message whose
+//!   `event_type` header names such a type (the services skip it unread, as the header says).
 //! - A message no service can process (empty, oversized, not an event, keyed by another fare)
 //!   needs a dead letter.
 //!
@@ -99,6 +100,12 @@ fn unprocessed(
     service: Service,
     message: &EventMessage,
 ) -> Option<String> {
+    if message
+        .event_type_header
+        .is_some_and(|event_type| !choreography::reacts(service, event_type))
+    {
+        return None;
+    }
     if let Some(reason) = &message.envelope.unprocessable {
         return Some(format!("an unprocessable message ({})", shown(reason)));
     }

@@ -90,6 +90,7 @@ impl World {
             topic,
             EventMessage {
                 envelope: envelope(offset, b"{}", NOW_MS - 3_600_000, false),
+                event_type_header: Some(event_type),
                 event: Some(EventFacts {
                     event_id: Uuid::new_v4(),
                     event_type,
