@@ -14,7 +14,7 @@ use crate::saga::{fare_at, Answer, Skip};
 pub fn on_pre_authorised(batch: &mut Batch<'_>, event: &Event) -> Result<Skip, HandleError> {
     let fare = match fare_at(batch, event, FareStatus::PreAuthorised) {
         Ok(fare) => fare,
-        Err(skip) => return Ok(skip),
+        Err(done) => return Ok(Progress::Done(done)),
     };
     let call = fare.charge()?.request(
         Operation::Capture,
@@ -34,7 +34,7 @@ pub fn on_answer(
 ) -> Skip {
     let mut fare = match fare_at(batch, event, FareStatus::PreAuthorised) {
         Ok(fare) => fare,
-        Err(skip) => return skip,
+        Err(done) => return Progress::Done(done),
     };
     let authorisation_id = request.reference.clone().unwrap_or_default();
     let data = match answer {

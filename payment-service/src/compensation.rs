@@ -68,7 +68,7 @@ pub fn pending_in(status: FareStatus) -> Option<Compensation> {
 pub fn on_charge_failed(batch: &mut Batch<'_>, event: &Event) -> Skip {
     match fare_at(batch, event, FareStatus::ChargeFailed) {
         Ok(fare) => start(batch, fare, Compensation::PreAuthReleased, event),
-        Err(skip) => skip,
+        Err(done) => Progress::Done(done),
     }
 }
 
@@ -81,7 +81,7 @@ pub fn on_account_update_failed(batch: &mut Batch<'_>, event: &Event) -> Skip {
             }
             start(batch, fare, Compensation::PaymentRefunded, event)
         }
-        Err(skip) => skip,
+        Err(done) => Progress::Done(done),
     }
 }
 

@@ -13,7 +13,7 @@ use crate::saga::{fare_at, Skip};
 pub fn on_account_updated(batch: &mut Batch<'_>, event: &Event) -> Result<Skip, HandleError> {
     let mut fare = match fare_at(batch, event, FareStatus::Charged) {
         Ok(fare) => fare,
-        Err(skip) => return Ok(skip),
+        Err(done) => return Ok(Progress::Done(done)),
     };
     let charge = fare.charge()?;
     fare.status = FareStatus::Collected;
@@ -46,7 +46,7 @@ pub fn on_saga_failed(batch: &mut Batch<'_>, event: &Event) -> Result<Skip, Hand
     };
     let mut fare = match fare_at(batch, event, expected) {
         Ok(fare) => fare,
-        Err(skip) => return Ok(skip),
+        Err(done) => return Ok(Progress::Done(done)),
     };
     let charge = fare.charge()?;
     fare.status = terminal;

@@ -109,14 +109,18 @@ impl<G: PaymentGateway> Saga<G> {
 pub type Skip = Progress<GatewayRequest>;
 
 /// The preamble of every reaction to an event: its fare, taken out of the batch, when the saga
-/// is at `expected`. Otherwise what to answer: an unknown fare is dead-lettered; a fare past
+/// is at `expected`. Otherwise what became of the event: an unknown fare is dead-lettered; a fare past
 /// that step (a duplicate under another id) makes the event a no-op.
-pub fn fare_at(batch: &mut Batch<'_>, event: &Event, expected: FareStatus) -> Result<Fare, Skip> {
+pub fn fare_at(
+    batch: &mut Batch<'_>,
+    event: &Event,
+    expected: FareStatus,
+) -> Result<Fare, Disposition> {
     let Some(fare) = batch.take(event.fare_id.as_str()) else {
-        return Err(Progress::Done(Disposition::DeadLettered(format!(
+        return Err(Disposition::DeadLettered(format!(
             "unknown fare {}",
             event.fare_id
-        ))));
+        )));
     };
     if fare.status != expected {
         tracing::info!(
@@ -126,7 +130,7 @@ pub fn fare_at(batch: &mut Batch<'_>, event: &Event, expected: FareStatus) -> Re
             status = fare.status.as_str(),
             "event does not apply at this step; ignored"
         );
-        return Err(Progress::Done(Disposition::Ignored));
+        return Err(Disposition::Ignored);
     }
     Ok(fare)
 }

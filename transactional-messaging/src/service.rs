@@ -29,7 +29,7 @@ use tokio::task::JoinHandle;
 
 use crate::commit_signal::CommitSignal;
 use crate::config::{KafkaSettings, Processing};
-use crate::consumer::{run_consumer, Consuming, Handler};
+use crate::consumer::{run_consumer, Consuming, Handler, Links};
 use crate::http::health_routes;
 use crate::kafka::GroupMembership;
 use crate::outbox::OutboxRow;
@@ -221,9 +221,11 @@ impl Service {
                 self.pool.clone(),
                 handler,
                 consuming,
-                handoff,
-                self.committed.clone(),
-                self.readiness.clone(),
+                Links {
+                    relay: handoff,
+                    committed: self.committed.clone(),
+                    readiness: self.readiness.clone(),
+                },
                 Stopping(consumer_stopped).wait(),
             ),
             &ended,

@@ -221,6 +221,15 @@ pub struct Consuming {
     pub workers: usize,
 }
 
+/// Whom the consumer tells what it did: the relay (the new outbox rows), the service's
+/// background tasks (a batch committed), `/health`.
+#[derive(Debug, Clone)]
+pub struct Links {
+    pub relay: Handoff,
+    pub committed: CommitSignal,
+    pub readiness: Readiness,
+}
+
 /// How long the consumer waits at shutdown for the messages in flight to be done.
 const DRAIN: Duration = Duration::from_secs(10);
 
@@ -231,11 +240,14 @@ pub async fn run_consumer<H: Handler>(
     pool: PgPool,
     handler: H,
     consuming: Consuming,
-    relay: Handoff,
-    committed: CommitSignal,
-    readiness: Readiness,
+    links: Links,
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
+    let Links {
+        relay,
+        committed,
+        readiness,
+    } = links;
     let handler = Arc::new(handler);
     let (ready, ready_queue) = mpsc::unbounded_channel();
     let (done, mut completions) = mpsc::unbounded_channel();
