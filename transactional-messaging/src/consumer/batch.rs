@@ -118,8 +118,16 @@ impl<H: Handler> Worker<H> {
         let mut attempt = 0;
         loop {
             attempt += 1;
+            let started = std::time::Instant::now();
             match self.transact(&batch).await {
-                Ok(committed) => return self.hand_on(batch, committed),
+                Ok(committed) => {
+                    tracing::debug!(
+                        size = batch.len(),
+                        ms = started.elapsed().as_millis() as u64,
+                        "batch committed"
+                    );
+                    return self.hand_on(batch, committed);
+                }
                 Err(HandleError::Permanent(reason)) if batch.len() > 1 => {
                     tracing::warn!(
                         size = batch.len(),

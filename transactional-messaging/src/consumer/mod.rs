@@ -14,9 +14,10 @@
 //!   transaction ([`plan`]: dead letter, ignored, a request read as received, an event), and
 //!   puts it in its fare's queue. A fare has at most one message in flight: the next one waits
 //!   in the queue, so each fare's messages are processed in the order they arrived, while other
-//!   fares — on the same partition too — go ahead. Past [`Consuming::max_in_flight`] messages
-//!   in flight, the dispatcher pauses its partitions (and keeps polling, so it stays in its
-//!   group).
+//!   fares — on the same partition too — go ahead. Past half [`Consuming::max_in_flight`]
+//!   messages in flight, the dispatcher pauses the partitions of new sagas (`fare-requests`),
+//!   so that sagas under way finish first; past the limit, all of them (and it keeps polling,
+//!   so it stays in its group).
 //! - **Batch workers** take up to [`Consuming::max_batch`] ready messages (of distinct fares)
 //!   and process them in **one transaction**: the inbox check (a redelivery does nothing, a
 //!   reused `event_id` is dead-lettered), the handler's effects, the inbox records, the dead
@@ -47,6 +48,7 @@ use events_schema::{Event, Topic, TopicNames};
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{BorrowedMessage, Headers, Message};
+use rdkafka::TopicPartitionList;
 use sqlx::{PgConnection, PgPool};
 use tokio::sync::{mpsc, Mutex};
 
@@ -273,7 +275,7 @@ pub async fn run_consumer<H: Handler>(
         queues: FareQueues::default(),
         offsets: Offsets::default(),
         in_flight: 0,
-        paused: false,
+        paused: Pause::None,
         readiness: &readiness,
     };
     tokio::pin!(shutdown);
@@ -340,7 +342,7 @@ struct Dispatcher<'a, C, A> {
     queues: FareQueues<batch::Work<C, A>>,
     offsets: Offsets,
     in_flight: usize,
-    paused: bool,
+    paused: Pause,
     readiness: &'a Readiness,
 }
 
@@ -400,33 +402,70 @@ impl<C, A> Dispatcher<'_, C, A> {
         }
     }
 
-    /// Pauses every assigned partition while the in-flight limit is reached (again after a
-    /// rebalance brought new ones).
+    /// Backpressure, in two steps. Past half the in-flight limit, the raw topics'
+    /// partitions (new sagas: `fare-requests`) are paused, so that the sagas under way — whose
+    /// next events wait behind them — finish first; past the limit, every partition is. Paused
+    /// again after a rebalance brought new ones.
     fn pause_if_full(&mut self) {
-        if self.in_flight < self.consuming.max_in_flight {
-            return;
-        }
-        if let Ok(assignment) = self.consumer.assignment() {
-            if self.consumer.pause(&assignment).is_ok() {
-                tracing::debug!(
-                    in_flight = self.in_flight,
-                    "in-flight limit reached; partitions paused"
-                );
-                self.paused = true;
-            }
+        let max = self.consuming.max_in_flight;
+        if self.in_flight >= max {
+            self.pause(Pause::All);
+        } else if self.in_flight >= max / 2 {
+            self.pause(Pause::NewSagas);
         }
     }
 
     fn resume_if_room(&mut self) {
-        if !self.paused || self.in_flight > self.consuming.max_in_flight / 2 {
-            return;
+        let max = self.consuming.max_in_flight;
+        match self.paused {
+            Pause::All if self.in_flight <= max / 2 => self.resume(Pause::All),
+            Pause::NewSagas if self.in_flight <= max / 4 => self.resume(Pause::NewSagas),
+            _ => {}
         }
-        if let Ok(assignment) = self.consumer.assignment() {
-            if self.consumer.resume(&assignment).is_ok() {
-                self.paused = false;
+    }
+
+    /// The assigned partitions `pause` applies to.
+    fn partitions(&self, pause: Pause) -> Option<TopicPartitionList> {
+        let assignment = self.consumer.assignment().ok()?;
+        if pause == Pause::All {
+            return Some(assignment);
+        }
+        let mut raw = TopicPartitionList::new();
+        for element in assignment.elements() {
+            let topic = self.consuming.names.topic_of(element.topic());
+            if topic.is_some_and(|topic| self.consuming.raw_topics.contains(&topic)) {
+                raw.add_partition(element.topic(), element.partition());
+            }
+        }
+        Some(raw)
+    }
+
+    fn pause(&mut self, pause: Pause) {
+        if let Some(partitions) = self.partitions(pause) {
+            if self.consumer.pause(&partitions).is_ok() && self.paused < pause {
+                tracing::debug!(in_flight = self.in_flight, ?pause, "partitions paused");
+                self.paused = pause;
             }
         }
     }
+
+    fn resume(&mut self, pause: Pause) {
+        if let Some(partitions) = self.partitions(pause) {
+            if self.consumer.resume(&partitions).is_ok() {
+                self.paused = Pause::None;
+                // Resuming everything resumed the new sagas too: pause them again if need be.
+                self.pause_if_full();
+            }
+        }
+    }
+}
+
+/// How much of its assignment the consumer has paused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Pause {
+    None,
+    NewSagas,
+    All,
 }
 
 /// Why a receive error means the consumer is out of its group, if it does.
