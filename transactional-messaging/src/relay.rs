@@ -71,6 +71,8 @@ impl Handoff {
 }
 
 type Delivery = Pin<Box<dyn Future<Output = (i64, Result<(), String>)> + Send>>;
+/// The statement marking rows published, under way: the relay goes on sending meanwhile.
+type Marking = Pin<Box<dyn Future<Output = (Vec<i64>, Result<(), sqlx::Error>)> + Send>>;
 
 /// The relay's state: what is on its way to the broker, what awaits its mark.
 struct Relay {
@@ -84,6 +86,8 @@ struct Relay {
     deliveries: FuturesUnordered<Delivery>,
     /// Ids acknowledged, to mark published.
     acknowledged: Vec<i64>,
+    /// The ids being marked published now, by the statement under way.
+    marking: Option<Marking>,
     /// Rows whose last send failed: since when, and why.
     failing: HashMap<i64, (Instant, String)>,
     /// When a failure was last logged (at most one line a second, however many rows fail).
@@ -109,6 +113,7 @@ pub async fn run_relay(
         sending: HashSet::new(),
         deliveries: FuturesUnordered::new(),
         acknowledged: Vec::new(),
+        marking: None,
         failing: HashMap::new(),
         last_warning: None,
     };
@@ -127,8 +132,11 @@ pub async fn run_relay(
                     relay.send(row);
                 }
             }
-            _ = mark.tick() => relay.mark_published().await,
-            _ = sweep.tick() => relay.sweep().await,
+            (ids, marked) = async { relay.marking.as_mut().expect("guarded").await },
+                if relay.marking.is_some() => relay.marked(ids, marked),
+            _ = mark.tick() => relay.mark_published(),
+            // Not while rows are being marked, so that it does not send them again.
+            _ = sweep.tick(), if relay.marking.is_none() => relay.sweep().await,
         }
     }
     // What was handed over is sent; what is on its way is awaited for a while; what is left
@@ -144,7 +152,15 @@ pub async fn run_relay(
         }
     })
     .await;
-    relay.mark_published().await;
+    if let Some(marking) = relay.marking.take() {
+        let (ids, marked) = marking.await;
+        relay.marked(ids, marked);
+    }
+    relay.mark_published();
+    if let Some(marking) = relay.marking.take() {
+        let (ids, marked) = marking.await;
+        relay.marked(ids, marked);
+    }
     // rdkafka's Drop purges queued messages: flush what is still in flight. A message lost
     // here is safe: its outbox row is not marked published.
     let producer = relay.producer;
@@ -237,20 +253,32 @@ impl Relay {
         }
     }
 
-    async fn mark_published(&mut self) {
-        if self.acknowledged.is_empty() {
+    /// Starts marking the acknowledged rows published, in one statement, unless one is under
+    /// way: the relay does not wait for it (sends go on meanwhile).
+    fn mark_published(&mut self) {
+        if self.acknowledged.is_empty() || self.marking.is_some() {
             return;
         }
-        let marked = sqlx::query!(
-            "UPDATE outbox SET published_at = now() WHERE id = ANY($1)",
-            &self.acknowledged
-        )
-        .execute(&self.pool)
-        .await;
-        match marked {
-            Ok(_) => self.acknowledged.clear(),
+        let ids = std::mem::take(&mut self.acknowledged);
+        let pool = self.pool.clone();
+        self.marking = Some(Box::pin(async move {
+            let marked = sqlx::query!(
+                "UPDATE outbox SET published_at = now() WHERE id = ANY($1)",
+                &ids
+            )
+            .execute(&pool)
+            .await
+            .map(|_| ());
+            (ids, marked)
+        }));
+    }
+
+    fn marked(&mut self, ids: Vec<i64>, marked: Result<(), sqlx::Error>) {
+        self.marking = None;
+        if let Err(error) = marked {
             // Kept for the next tick; meanwhile the sweep may send them again (harmless).
-            Err(error) => tracing::warn!(%error, "cannot mark outbox rows published yet"),
+            tracing::warn!(%error, "cannot mark outbox rows published yet");
+            self.acknowledged.extend(ids);
         }
     }
 
