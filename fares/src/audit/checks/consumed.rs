@@ -12,7 +12,9 @@
 //!
 //! A dead letter counts when it names the message's exact position and holds its bytes (card
 //! numbers masked), on the DLQ topic or still in the outbox. Dead letters naming positions no
-//! longer kept (retention) are fine.
+//! longer kept (retention) are fine. So is an event consumed longer ago than the services'
+//! `RETENTION` (`--retention`): its inbox row may have been pruned, and nothing else shows it
+//! was processed.
 
 use events_schema::choreography::{self, Service};
 use events_schema::Topic;
@@ -123,5 +125,8 @@ fn unprocessed(
                 && row.event_type == event.event_type.as_str()
                 && row.fingerprint.is_none_or(|f| f == event.fingerprint)
         });
-    (!recorded).then(|| format!("{} {}", event.event_type, event.event_id))
+    let pruned = message.envelope.timestamp_ms.is_some_and(|timestamp| {
+        timestamp < evidence.now_ms - evidence.retention.as_millis() as i64
+    });
+    (!recorded && !pruned).then(|| format!("{} {}", event.event_type, event.event_id))
 }
