@@ -23,7 +23,15 @@ const DLQ_MAX_MESSAGE_BYTES: &str = "2097152";
 /// An idempotent producer (`acks=all`, in-order retries): a message acknowledged is on every
 /// in-sync replica, and a retried send never reorders or duplicates within a partition.
 pub fn producer(bootstrap_servers: &str) -> anyhow::Result<FutureProducer> {
-    ClientConfig::new()
+    producer_config(bootstrap_servers)
+        .create()
+        .context("cannot create the Kafka producer")
+}
+
+/// The settings of [`producer`], for a client that needs one of them otherwise.
+pub fn producer_config(bootstrap_servers: &str) -> ClientConfig {
+    let mut config = ClientConfig::new();
+    config
         .set("bootstrap.servers", bootstrap_servers)
         .set("enable.idempotence", "true")
         .set("acks", "all")
@@ -32,9 +40,8 @@ pub fn producer(bootstrap_servers: &str) -> anyhow::Result<FutureProducer> {
         .set("message.timeout.ms", "30000")
         // Bounded memory while the broker is slow or away: past this, sends are refused and
         // the rows wait in the outbox.
-        .set("queue.buffering.max.kbytes", "32768")
-        .create()
-        .context("cannot create the Kafka producer")
+        .set("queue.buffering.max.kbytes", "32768");
+    config
 }
 
 /// The consumer's view of its group, reported to the service's [`Readiness`]: not ready until

@@ -165,7 +165,29 @@ async fn record_calls(pool: PgPool, pending: Arc<Mutex<mpsc::UnboundedReceiver<P
     }
 }
 
-/// What the gateway recorded of one operation.
+/// An operation on the gateway's record.
+struct Known {
+    idempotency_key: String,
+    fare_id: String,
+    operation: String,
+    approved: bool,
+    reference: Option<String>,
+    decline_reason: Option<String>,
+}
+
+impl Known {
+    /// Its key and the answer a call with that key gets.
+    fn answer(self) -> (String, Recorded) {
+        let record = Record {
+            approved: self.approved,
+            reference: self.reference,
+            decline_reason: self.decline_reason,
+        };
+        (self.idempotency_key, record.answer())
+    }
+}
+
+/// What the gateway decides (and records) of one operation.
 struct Record {
     approved: bool,
     reference: Option<String>,
@@ -192,7 +214,8 @@ async fn decide_and_record(
     batch: &[Pending],
 ) -> sqlx::Result<HashMap<String, Recorded>> {
     let fares: Vec<String> = batch.iter().map(|c| c.fare_id.clone()).collect();
-    let known = sqlx::query!(
+    let known = sqlx::query_as!(
+        Known,
         "SELECT idempotency_key, fare_id, operation, approved, reference, decline_reason \
          FROM gateway_operations WHERE fare_id = ANY($1)",
         &fares
@@ -204,15 +227,7 @@ async fn decide_and_record(
         .filter(|op| op.approved)
         .map(|op| (op.fare_id.clone(), op.operation.clone()))
         .collect();
-    let mut answers: HashMap<String, Recorded> = HashMap::new();
-    for op in known {
-        let record = Record {
-            approved: op.approved,
-            reference: op.reference,
-            decline_reason: op.decline_reason,
-        };
-        answers.insert(op.idempotency_key, record.answer());
-    }
+    let mut answers: HashMap<String, Recorded> = known.into_iter().map(Known::answer).collect();
     let mut new: Vec<(&Pending, Record)> = Vec::new();
     for call in batch {
         if answers.contains_key(&call.key) || new.iter().any(|(c, _)| c.key == call.key) {
@@ -285,21 +300,15 @@ async fn decide_and_record(
         }
         if !raced.is_empty() {
             // A concurrent call (another instance) recorded these first: theirs is the answer.
-            let first = sqlx::query!(
-                "SELECT idempotency_key, approved, reference, decline_reason \
+            let first = sqlx::query_as!(
+                Known,
+                "SELECT idempotency_key, fare_id, operation, approved, reference, decline_reason \
                  FROM gateway_operations WHERE idempotency_key = ANY($1)",
                 &raced
             )
             .fetch_all(pool)
             .await?;
-            for op in first {
-                let record = Record {
-                    approved: op.approved,
-                    reference: op.reference,
-                    decline_reason: op.decline_reason,
-                };
-                answers.insert(op.idempotency_key, record.answer());
-            }
+            answers.extend(first.into_iter().map(Known::answer));
         }
     }
     Ok(answers)

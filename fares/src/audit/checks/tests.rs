@@ -336,9 +336,17 @@ fn an_event_consumed_before_the_retention_window_is_not_checked_against_the_prun
             .filter(|v| v.invariant == 5)
             .count()
     };
-    assert_eq!(fives(&world), 1, "within the window, a missing inbox row is a violation");
+    assert_eq!(
+        fives(&world),
+        1,
+        "within the window, a missing inbox row is a violation"
+    );
     world.retention = Duration::from_secs(1800);
-    assert_eq!(fives(&world), 0, "past the window, the row may have been pruned");
+    assert_eq!(
+        fives(&world),
+        0,
+        "past the window, the row may have been pruned"
+    );
 }
 
 #[test]
