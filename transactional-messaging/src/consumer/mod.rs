@@ -57,7 +57,6 @@ use crate::kafka::GroupMembership;
 use crate::outbox::OutboxMessage;
 use crate::readiness::Readiness;
 use crate::relay::Handoff;
-use crate::retry::Backoff;
 
 use self::batch::{run_worker, Completion, Worker};
 use self::fare_queues::FareQueues;
@@ -279,8 +278,7 @@ pub async fn run_consumer<H: Handler>(
         readiness: &readiness,
     };
     tokio::pin!(shutdown);
-    let receive_backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
-    let mut receive_failures = 0;
+    let mut receive_errors = ReceiveErrors::default();
     loop {
         readiness.polling();
         // Not biased: however many completions come in, Kafka is polled too (the consumer
@@ -290,17 +288,17 @@ pub async fn run_consumer<H: Handler>(
             Some(completion) = completions.recv() => dispatcher.complete(completion),
             received = consumer.recv() => match received {
                 Ok(message) => {
-                    receive_failures = 0;
                     readiness.busy();
                     dispatcher.dispatch(Consumed::from_message(&message));
                 }
                 Err(error) => {
-                    receive_failures += 1;
+                    // librdkafka reports errors as events and recovers by itself (reconnects,
+                    // rejoins the group): no pause here, which would only delay serving the
+                    // rebalance that follows a broker outage, one pause per error queued.
                     if let Some(why) = out_of_group(&error) {
                         readiness.revoked(why);
                     }
-                    tracing::warn!(%error, "Kafka receive failed");
-                    receive_backoff.sleep(receive_failures).await;
+                    receive_errors.log(&error);
                 }
             },
         }
@@ -457,6 +455,28 @@ impl<C, A> Dispatcher<'_, C, A> {
                 self.pause_if_full();
             }
         }
+    }
+}
+
+/// Receive errors, logged at most once a second (a broker outage queues many).
+#[derive(Default)]
+struct ReceiveErrors {
+    last_logged: Option<std::time::Instant>,
+    unlogged: u64,
+}
+
+impl ReceiveErrors {
+    fn log(&mut self, error: &KafkaError) {
+        if self
+            .last_logged
+            .is_some_and(|last| last.elapsed() < Duration::from_secs(1))
+        {
+            self.unlogged += 1;
+            return;
+        }
+        tracing::warn!(%error, also = self.unlogged, "Kafka receive failed");
+        self.last_logged = Some(std::time::Instant::now());
+        self.unlogged = 0;
     }
 }
 
