@@ -16,7 +16,7 @@ use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use tokio::sync::{OwnedRwLockReadGuard, OwnedRwLockWriteGuard, RwLock};
-use transactional_messaging::config::KafkaSettings;
+use transactional_messaging::config::{KafkaSettings, Processing};
 use transactional_messaging::kafka;
 use transactional_messaging::retry::Backoff;
 
@@ -92,6 +92,15 @@ pub fn bootstrap_servers() -> String {
     std::env::var("KAFKA_BOOTSTRAP_SERVERS").unwrap_or_else(|_| "localhost:9092".to_owned())
 }
 
+/// Small pools: tests run side by side, each with several services, on one PostgreSQL.
+pub fn test_processing() -> Processing {
+    Processing {
+        workers: 2,
+        pool_size: 6,
+        ..Processing::default()
+    }
+}
+
 /// The compensation budget of the tests: a refused release or refund is given up after it.
 pub const TEST_COMPENSATION_BUDGET: Duration = Duration::from_secs(1);
 
@@ -163,6 +172,7 @@ impl TestEnv {
         PaymentConfig {
             database_url: self.database.role_url("payment_service"),
             kafka: self.kafka.clone(),
+            processing: test_processing(),
             http_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             faults: Default::default(),
             retry: fast_retry_policy(),
@@ -173,6 +183,7 @@ impl TestEnv {
         AccountingConfig {
             database_url: self.database.role_url("accounting_service"),
             kafka: self.kafka.clone(),
+            processing: test_processing(),
             http_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
         }
     }

@@ -28,11 +28,29 @@ pub fn binary(name: &str) -> anyhow::Result<PathBuf> {
 /// A service binary running as a child process with this test's configuration.
 pub struct ServiceProcess {
     pub name: &'static str,
+    /// Where its read API listens (`127.0.0.1:0`: a port of its choosing, unknown here).
+    pub http_addr: String,
     child: Child,
+}
+
+/// A free loopback port, for a child process's read API (free when asked).
+pub fn free_port() -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
 }
 
 impl ServiceProcess {
     pub fn start(env: &TestEnv, name: &'static str) -> anyhow::Result<ServiceProcess> {
+        ServiceProcess::start_on(env, name, "127.0.0.1:0")
+    }
+
+    /// As [`ServiceProcess::start`], with its read API on `http_addr`.
+    pub fn start_on(
+        env: &TestEnv,
+        name: &'static str,
+        http_addr: &str,
+    ) -> anyhow::Result<ServiceProcess> {
         let mut command = Command::new(binary(name)?);
         command
             .env("KAFKA_BOOTSTRAP_SERVERS", &env.kafka.bootstrap_servers)
@@ -48,7 +66,7 @@ impl ServiceProcess {
                     "PAYMENT_DATABASE_URL",
                     env.database.role_url("payment_service"),
                 )
-                .env("PAYMENT_HTTP_ADDR", "127.0.0.1:0")
+                .env("PAYMENT_HTTP_ADDR", http_addr)
                 .env("GATEWAY_RETRY_BASE_MS", "2")
                 .env("COMPENSATION_RETRY_BASE_MS", "20")
                 .env("COMPENSATION_RETRY_MAX_MS", "100")
@@ -58,12 +76,28 @@ impl ServiceProcess {
                     "ACCOUNTING_DATABASE_URL",
                     env.database.role_url("accounting_service"),
                 )
-                .env("ACCOUNTING_HTTP_ADDR", "127.0.0.1:0"),
+                .env("ACCOUNTING_HTTP_ADDR", http_addr),
         };
         let child = command
             .spawn()
             .with_context(|| format!("starting {name}"))?;
-        Ok(ServiceProcess { name, child })
+        Ok(ServiceProcess {
+            name,
+            http_addr: http_addr.to_owned(),
+            child,
+        })
+    }
+
+    /// Sends `signal` (e.g. `STOP`, `CONT`) to the process.
+    pub async fn signal(&self, signal: &str) -> anyhow::Result<()> {
+        let pid = self.child.id().context("the process has ended")?;
+        let status = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(pid.to_string())
+            .status()
+            .await?;
+        anyhow::ensure!(status.success(), "kill -{signal} {pid} failed");
+        Ok(())
     }
 
     /// SIGKILL: no shutdown hook runs, nothing is flushed.

@@ -2,13 +2,17 @@
 
 use std::net::SocketAddr;
 
-use transactional_messaging::config::{env_or, env_parse, ConfigError, KafkaSettings};
+use transactional_messaging::config::{env_or, env_parse, ConfigError, KafkaSettings, Processing};
 
 #[derive(Debug, Clone)]
 pub struct AccountingConfig {
     /// `ACCOUNTING_DATABASE_URL`: the accounting_service role, which owns schema `accounting`.
     pub database_url: String,
     pub kafka: KafkaSettings,
+    /// `CONSUMER_MAX_IN_FLIGHT`, `CONSUMER_MAX_BATCH`, `CONSUMER_WORKERS` (default 1 here: every
+    /// credit locks its customer's account to carry the running balance, so concurrent batches
+    /// would mostly wait on each other's accounts), `DATABASE_POOL_SIZE`, `RETENTION`.
+    pub processing: Processing,
     /// `ACCOUNTING_HTTP_ADDR`, default `127.0.0.1:8082`: health and the read API.
     pub http_addr: SocketAddr,
 }
@@ -21,6 +25,10 @@ impl AccountingConfig {
                 "postgres://accounting_service:accounting_service@localhost:5432/wildrydes",
             ),
             kafka: KafkaSettings::from_env()?,
+            processing: Processing::from_env_or(Processing {
+                workers: 1,
+                ..Processing::default()
+            })?,
             http_addr: env_parse(
                 "ACCOUNTING_HTTP_ADDR",
                 SocketAddr::from(([127, 0, 0, 1], 8082)),

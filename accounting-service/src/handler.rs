@@ -1,9 +1,10 @@
 //! The accounting-service's reaction to `payment-events`: only `Charged` concerns it (the
-//! consumer loop ignores the rest, and has decoded, checked and recorded this one).
+//! consumer loop ignores the rest, and has decoded, checked and recorded these), a batch at a
+//! time. It calls nothing outside its database.
 
-use events_schema::{Event, EventData, Topic};
+use events_schema::Topic;
 use sqlx::PgConnection;
-use transactional_messaging::{Consumed, Disposition, HandleError, Handler};
+use transactional_messaging::{HandleError, Handler, Input, NoCall, OutboxMessage, Progress};
 
 use crate::credit;
 
@@ -14,18 +15,34 @@ pub const SUBSCRIBED: [Topic; 1] = [Topic::PaymentEvents];
 pub struct AccountingHandler;
 
 impl Handler for AccountingHandler {
-    async fn on_event(
+    type Call = NoCall;
+    type Answer = NoCall;
+
+    async fn handle(
         &self,
         conn: &mut PgConnection,
-        _message: &Consumed,
-        event: &Event,
-    ) -> Result<Disposition, HandleError> {
-        match &event.data {
-            EventData::Charged(charged) => credit::on_charged(conn, event, charged).await,
-            other => Err(HandleError::Permanent(format!(
-                "accounting-service has no step for {}",
-                other.event_type()
-            ))),
-        }
+        inputs: &[Input<'_, NoCall, NoCall>],
+        outbox: &mut Vec<OutboxMessage>,
+    ) -> Result<Vec<Progress<NoCall>>, HandleError> {
+        let events: Vec<_> = inputs
+            .iter()
+            .map(|input| match input {
+                Input::Event(_, event) => Ok(*event),
+                Input::Raw(message) => Err(HandleError::Permanent(format!(
+                    "accounting-service reads no raw messages from {}",
+                    message.topic
+                ))),
+                Input::Answer { call, .. } => match **call {},
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(credit::on_charged(conn, &events, outbox)
+            .await?
+            .into_iter()
+            .map(Progress::Done)
+            .collect())
+    }
+
+    async fn call(&self, call: &NoCall) -> NoCall {
+        match *call {}
     }
 }

@@ -46,6 +46,7 @@ impl AccountingService {
             &config.database_url,
             &MIGRATOR,
             &config.kafka,
+            &config.processing,
             config.http_addr,
         )
         .await?;

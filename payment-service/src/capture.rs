@@ -1,50 +1,67 @@
 //! `PreAuthorised` → capture the pre-authorised amount (SPEC §4 row 3): `Charged` or
-//! `ChargeFailed`.
+//! `ChargeFailed`. The capture is asked of the gateway outside any transaction; its answer is
+//! recorded by [`on_answer`], if the fare is still waiting for it.
 
 use events_schema::{ChargeFailed, Charged, Event, EventData};
-use sqlx::PgConnection;
-use transactional_messaging::{outbox, Disposition, HandleError};
+use transactional_messaging::{Disposition, HandleError, Progress};
 
-use crate::fare::{self, FareStatus};
-use crate::gateway::{Operation, PaymentGateway};
-use crate::saga::{begin_step, Saga};
+use crate::batch::Batch;
+use crate::fare::FareStatus;
+use crate::gateway::{GatewayRequest, Operation};
+use crate::saga::{fare_at, Answer, Skip};
 
-pub async fn on_pre_authorised<G: PaymentGateway>(
-    saga: &Saga<G>,
-    conn: &mut PgConnection,
-    event: &Event,
-) -> Result<Disposition, HandleError> {
-    let Some(mut fare) = begin_step(&mut *conn, event, FareStatus::PreAuthorised).await? else {
-        return Ok(Disposition::Ignored);
+/// `PreAuthorised`: ask for the capture.
+pub fn on_pre_authorised(batch: &mut Batch<'_>, event: &Event) -> Result<Skip, HandleError> {
+    let fare = match fare_at(batch, event, FareStatus::PreAuthorised) {
+        Ok(fare) => fare,
+        Err(done) => return Ok(Progress::Done(done)),
     };
-    let charge = fare.charge()?;
-    let authorisation_id = fare.authorisation_id.clone().unwrap_or_default();
-    let call = charge.gateway_call(&fare.fare_id, &authorisation_id);
-    let data = match saga.call_gateway(Operation::Capture, &call).await? {
+    let call = fare.charge()?.request(
+        Operation::Capture,
+        &fare.fare_id,
+        None,
+        fare.authorisation_id.clone(),
+    );
+    Ok(Progress::Call(call))
+}
+
+/// The gateway's answer to the capture asked for on `event`.
+pub fn on_answer(
+    batch: &mut Batch<'_>,
+    event: &Event,
+    request: &GatewayRequest,
+    answer: &Answer,
+) -> Skip {
+    let mut fare = match fare_at(batch, event, FareStatus::PreAuthorised) {
+        Ok(fare) => fare,
+        Err(done) => return Progress::Done(done),
+    };
+    let authorisation_id = request.reference.clone().unwrap_or_default();
+    let data = match answer {
         Ok(charge_id) => {
             fare.status = FareStatus::Charged;
             fare.charge_id = Some(charge_id.clone());
             EventData::Charged(Charged {
-                customer_id: charge.customer_id,
-                amount_minor: charge.amount_minor,
-                currency: charge.currency,
+                customer_id: request.customer_id.clone(),
+                amount_minor: request.amount_minor,
+                currency: request.currency,
                 authorisation_id,
-                charge_id,
+                charge_id: charge_id.clone(),
             })
         }
         Err(reason) => {
             fare.status = FareStatus::ChargeFailed;
             fare.failure_reason = Some(format!("capture declined: {reason}"));
             EventData::ChargeFailed(ChargeFailed {
-                customer_id: charge.customer_id,
-                amount_minor: charge.amount_minor,
-                currency: charge.currency,
+                customer_id: request.customer_id.clone(),
+                amount_minor: request.amount_minor,
+                currency: request.currency,
                 authorisation_id,
-                reason,
+                reason: reason.clone(),
             })
         }
     };
-    fare::save(&mut *conn, &fare).await?;
-    outbox::enqueue_events(conn, &[Event::caused_by(event, data)]).await?;
-    Ok(Disposition::Processed)
+    batch.emit(&Event::caused_by(event, data));
+    batch.save(fare);
+    Progress::Done(Disposition::Processed)
 }

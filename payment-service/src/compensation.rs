@@ -1,19 +1,19 @@
 //! The compensations (SPEC §4 rows 4 and 6): release the pre-authorisation after a failed
 //! capture, refund the charge after a failed ledger update.
 //!
-//! The consumer only *starts* a compensation: in the transaction of `ChargeFailed` or
+//! The consumer only *starts* a compensation: in the batch of `ChargeFailed` or
 //! `AccountUpdateFailed`, the fare moves to `releasing` or `refunding`, due at once, to be
 //! given up after the compensation budget (`COMPENSATION_BUDGET`, database clock). The
 //! attempts themselves are made by the [`compensator`](crate::compensator), off the consumer's
 //! path, so that a gateway that keeps refusing one fare's compensation holds up no other fare.
 
 use events_schema::{Compensation, Event, EventData};
-use sqlx::PgConnection;
-use transactional_messaging::{Disposition, HandleError};
+use transactional_messaging::{Disposition, Progress};
 
-use crate::fare::{self, Fare, FareStatus};
-use crate::gateway::{Operation, PaymentGateway};
-use crate::saga::{begin_step, Saga};
+use crate::batch::Batch;
+use crate::fare::{Fare, FareStatus};
+use crate::gateway::Operation;
+use crate::saga::{fare_at, Skip};
 
 /// What each of the two compensations is made of.
 pub trait CompensationSteps {
@@ -65,45 +65,32 @@ pub fn pending_in(status: FareStatus) -> Option<Compensation> {
 }
 
 /// `ChargeFailed` → release the hold.
-pub async fn on_charge_failed<G: PaymentGateway>(
-    saga: &Saga<G>,
-    conn: &mut PgConnection,
-    event: &Event,
-) -> Result<Disposition, HandleError> {
-    let Some(mut fare) = begin_step(&mut *conn, event, FareStatus::ChargeFailed).await? else {
-        return Ok(Disposition::Ignored);
-    };
-    start(saga, conn, &mut fare, Compensation::PreAuthReleased, event).await
+pub fn on_charge_failed(batch: &mut Batch<'_>, event: &Event) -> Skip {
+    match fare_at(batch, event, FareStatus::ChargeFailed) {
+        Ok(fare) => start(batch, fare, Compensation::PreAuthReleased, event),
+        Err(done) => Progress::Done(done),
+    }
 }
 
 /// `AccountUpdateFailed` → refund the charge.
-pub async fn on_account_update_failed<G: PaymentGateway>(
-    saga: &Saga<G>,
-    conn: &mut PgConnection,
-    event: &Event,
-) -> Result<Disposition, HandleError> {
-    let Some(mut fare) = begin_step(&mut *conn, event, FareStatus::Charged).await? else {
-        return Ok(Disposition::Ignored);
-    };
-    if let EventData::AccountUpdateFailed(failed) = &event.data {
-        fare.failure_reason = Some(format!("ledger update failed: {}", failed.reason));
+pub fn on_account_update_failed(batch: &mut Batch<'_>, event: &Event) -> Skip {
+    match fare_at(batch, event, FareStatus::Charged) {
+        Ok(mut fare) => {
+            if let EventData::AccountUpdateFailed(failed) = &event.data {
+                fare.failure_reason = Some(format!("ledger update failed: {}", failed.reason));
+            }
+            start(batch, fare, Compensation::PaymentRefunded, event)
+        }
+        Err(done) => Progress::Done(done),
     }
-    start(saga, conn, &mut fare, Compensation::PaymentRefunded, event).await
 }
 
-async fn start<G>(
-    saga: &Saga<G>,
-    conn: &mut PgConnection,
-    fare: &mut Fare,
-    compensation: Compensation,
-    cause: &Event,
-) -> Result<Disposition, HandleError> {
+fn start(batch: &mut Batch<'_>, mut fare: Fare, compensation: Compensation, cause: &Event) -> Skip {
     fare.status = compensation.pending();
     fare.compensation_attempts = 0;
     fare.compensation_cause = Some(cause.event_id.as_uuid());
-    fare::save(&mut *conn, fare).await?;
-    fare::start_compensation(conn, &fare.fare_id, saga.policy.compensation_budget).await?;
-    Ok(Disposition::Processed)
+    batch.start_compensation(fare);
+    Progress::Done(Disposition::Processed)
 }
 
 #[cfg(test)]

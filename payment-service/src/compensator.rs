@@ -23,7 +23,8 @@ use events_schema::{
 };
 use futures::future::join_all;
 use sqlx::PgPool;
-use transactional_messaging::{CommitWatch, HandleError, Stopping};
+use transactional_messaging::outbox::{self, OutboxRow};
+use transactional_messaging::{CommitWatch, HandleError, Handoff, Stopping};
 
 use crate::compensation::{pending_in, CompensationSteps};
 use crate::fare::{self, Fare};
@@ -32,8 +33,9 @@ use crate::saga::{Answer, Saga};
 
 /// How often the compensator looks for attempts that came due.
 const POLL: Duration = Duration::from_millis(250);
-/// How many attempts one pass makes at most (concurrently).
-const BATCH: i64 = 16;
+/// How many attempts one pass makes at most (concurrently; each records its outcome on a
+/// connection of the service's pool).
+const BATCH: i64 = 8;
 /// How long a claimed attempt keeps other instances off the fare: longer than any attempt.
 const LEASE: Duration = Duration::from_secs(120);
 
@@ -41,13 +43,14 @@ const LEASE: Duration = Duration::from_secs(120);
 pub async fn run<G: PaymentGateway>(
     pool: PgPool,
     saga: Arc<Saga<G>>,
+    relay: Handoff,
     mut committed: CommitWatch,
     stopping: Stopping,
 ) -> anyhow::Result<()> {
     let stopping = stopping.wait();
     tokio::pin!(stopping);
     loop {
-        let attempted = match attempt_due(&pool, &saga).await {
+        let attempted = match attempt_due(&pool, &saga, &relay).await {
             Ok(attempted) => attempted,
             Err(error) => {
                 tracing::warn!(
@@ -69,14 +72,19 @@ pub async fn run<G: PaymentGateway>(
 }
 
 /// One pass: claims the due attempts and makes them concurrently. Returns how many.
-async fn attempt_due<G: PaymentGateway>(pool: &PgPool, saga: &Saga<G>) -> anyhow::Result<usize> {
+async fn attempt_due<G: PaymentGateway>(
+    pool: &PgPool,
+    saga: &Saga<G>,
+    relay: &Handoff,
+) -> anyhow::Result<usize> {
     let due = fare::claim_due_compensations(&mut *pool.acquire().await?, BATCH, LEASE).await?;
     let count = due.len();
     join_all(due.into_iter().map(|fare| async move {
         let fare_id = fare.fare_id.clone();
-        if let Err(error) = attempt(pool, saga, fare).await {
+        match attempt(pool, saga, fare).await {
+            Ok(rows) => relay.send(rows),
             // The lease makes the attempt again later; the gateway call is idempotent.
-            tracing::warn!(%fare_id, %error, "compensation attempt could not be recorded; it is made again when its lease ends");
+            Err(error) => tracing::warn!(%fare_id, %error, "compensation attempt could not be recorded; it is made again when its lease ends"),
         }
     }))
     .await;
@@ -88,25 +96,33 @@ async fn attempt<G: PaymentGateway>(
     pool: &PgPool,
     saga: &Saga<G>,
     claimed: Fare,
-) -> Result<(), HandleError> {
+) -> Result<Vec<OutboxRow>, HandleError> {
     let Some(compensation) = pending_in(claimed.status) else {
-        return Ok(());
+        return Ok(Vec::new());
     };
     let charge = claimed.charge()?;
     let reference = reference_of(&claimed, compensation);
-    let call = charge.gateway_call(&claimed.fare_id, &reference);
-    let answer: Answer = match saga.call_gateway(compensation.operation(), &call).await {
+    let request = charge.clone().request(
+        compensation.operation(),
+        &claimed.fare_id,
+        None,
+        Some(reference.clone()),
+    );
+    let answer: Answer = match saga
+        .call_gateway(compensation.operation(), &request.call())
+        .await
+    {
         Ok(answer) => answer,
         Err(unreachable) => Err(unreachable.to_string()),
     };
 
     let mut tx = pool.begin().await?;
     let Some(mut fare) = fare::find_for_update(&mut tx, &claimed.fare_id).await? else {
-        return Ok(());
+        return Ok(Vec::new());
     };
     if fare.status != compensation.pending() {
         // Recorded meanwhile by an attempt whose lease had run out.
-        return Ok(());
+        return Ok(Vec::new());
     }
     fare.compensation_attempts += 1;
     // This attempt began when it was claimed, not when a later claim (a lease run out) did.
@@ -163,6 +179,7 @@ async fn attempt<G: PaymentGateway>(
         }
     };
     fare::save(&mut tx, &fare).await?;
+    let mut rows = Vec::new();
     if let Some(data) = data {
         let cause = fare
             .compensation_cause
@@ -176,10 +193,10 @@ async fn attempt<G: PaymentGateway>(
             EventId::from_uuid(fare.correlation_id),
             data,
         );
-        transactional_messaging::outbox::enqueue_events(&mut tx, &[event]).await?;
+        rows = outbox::enqueue_many(&mut tx, outbox::events(&[event])).await?;
     }
     tx.commit().await?;
-    Ok(())
+    Ok(rows)
 }
 
 /// The gateway reference a compensation acts on: the hold for a release, the capture for a

@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use transactional_messaging::config::{
-    env_duration, env_or, env_parse, ConfigError, KafkaSettings,
+    env_duration, env_or, env_parse, ConfigError, KafkaSettings, Processing,
 };
 use transactional_messaging::retry::Backoff;
 
@@ -16,6 +16,9 @@ pub struct PaymentConfig {
     /// `PAYMENT_DATABASE_URL`: the payment_service role, which owns schema `payment`.
     pub database_url: String,
     pub kafka: KafkaSettings,
+    /// `CONSUMER_MAX_IN_FLIGHT`, `CONSUMER_MAX_BATCH`, `CONSUMER_WORKERS`, `DATABASE_POOL_SIZE`,
+    /// `RETENTION`.
+    pub processing: Processing,
     /// `PAYMENT_HTTP_ADDR`, default `127.0.0.1:8081`: health and the read API.
     pub http_addr: SocketAddr,
     /// `GATEWAY_FAULT_RATE` (0.0–1.0, default 0), `GATEWAY_LATENCY_MS` (default 0) and
@@ -43,6 +46,7 @@ impl PaymentConfig {
                 "postgres://payment_service:payment_service@localhost:5432/wildrydes",
             ),
             kafka: KafkaSettings::from_env()?,
+            processing: Processing::from_env()?,
             http_addr: env_parse(
                 "PAYMENT_HTTP_ADDR",
                 SocketAddr::from(([127, 0, 0, 1], 8081)),

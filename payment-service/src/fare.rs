@@ -2,6 +2,7 @@
 //! gateway references, and for a failed fare the reason and the compensations done.
 //! Repository functions take the caller's transaction; the caller commits.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use events_schema::{Compensation, Currency, CustomerId, FareId};
@@ -11,7 +12,7 @@ use uuid::Uuid;
 
 use transactional_messaging::HandleError;
 
-use crate::gateway::GatewayCall;
+use crate::gateway::{GatewayRequest, Operation};
 
 /// Where a fare's saga stands in the payment-service (SPEC §4).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -19,6 +20,8 @@ use crate::gateway::GatewayCall;
 pub enum FareStatus {
     /// Invalid request; terminal.
     Rejected,
+    /// Registered; the gateway is being asked to pre-authorise (outside any transaction).
+    PreAuthorising,
     PreAuthorised,
     PreAuthFailed,
     Charged,
@@ -42,8 +45,9 @@ pub enum FareStatus {
 }
 
 impl FareStatus {
-    const ALL: [FareStatus; 14] = [
+    const ALL: [FareStatus; 15] = [
         FareStatus::Rejected,
+        FareStatus::PreAuthorising,
         FareStatus::PreAuthorised,
         FareStatus::PreAuthFailed,
         FareStatus::Charged,
@@ -62,6 +66,7 @@ impl FareStatus {
     pub fn as_str(&self) -> &'static str {
         match self {
             FareStatus::Rejected => "rejected",
+            FareStatus::PreAuthorising => "pre_authorising",
             FareStatus::PreAuthorised => "pre_authorised",
             FareStatus::PreAuthFailed => "pre_auth_failed",
             FareStatus::Charged => "charged",
@@ -139,16 +144,24 @@ pub struct Charge {
 }
 
 impl Charge {
-    /// The gateway call that acts on this charge's earlier operation `reference` (the
-    /// authorisation for a capture or release, the charge for a refund).
-    pub fn gateway_call<'a>(&'a self, fare_id: &'a FareId, reference: &'a str) -> GatewayCall<'a> {
-        GatewayCall {
-            fare_id,
-            customer_id: &self.customer_id,
+    /// The gateway call `operation` of this charge for `fare_id`: on the card `payment_token`
+    /// (a pre-authorisation), or on its earlier operation `reference` (the authorisation for a
+    /// capture or release, the charge for a refund).
+    pub fn request(
+        self,
+        operation: Operation,
+        fare_id: &FareId,
+        payment_token: Option<String>,
+        reference: Option<String>,
+    ) -> GatewayRequest {
+        GatewayRequest {
+            operation,
+            fare_id: fare_id.clone(),
+            customer_id: self.customer_id,
             amount_minor: self.amount_minor,
             currency: self.currency,
-            payment_token: None,
-            reference: Some(reference),
+            payment_token,
+            reference,
         }
     }
 }
@@ -295,67 +308,168 @@ pub async fn find(conn: &mut PgConnection, fare_id: &FareId) -> sqlx::Result<Opt
     row.map(from_row).transpose()
 }
 
-/// Registers a new fare. A second registration of the same `fare_id` is a unique violation.
-pub async fn insert(conn: &mut PgConnection, fare: &Fare) -> sqlx::Result<()> {
-    let compensations = compensation_names(&fare.compensations);
+/// The fares `ids` that exist, locked for the rest of the caller's transaction (in `fare_id`
+/// order, so that concurrent transactions never deadlock on them), by id.
+pub async fn lock_many(
+    conn: &mut PgConnection,
+    ids: &[String],
+) -> sqlx::Result<HashMap<String, Fare>> {
+    let rows = sqlx::query_as!(
+        FareRow,
+        "SELECT fare_id, request_event_id, correlation_id, request_fingerprint, customer_id, \
+         amount_minor, currency, status, authorisation_id, charge_id, refund_id, failure_reason, \
+         compensations, compensation_attempts, next_compensation_at, compensation_deadline, \
+         compensation_claimed_at, compensation_cause, created_at, updated_at \
+         FROM fares WHERE fare_id = ANY($1) ORDER BY fare_id FOR UPDATE",
+        ids
+    )
+    .fetch_all(conn)
+    .await?;
+    rows.into_iter()
+        .map(|row| from_row(row).map(|fare| (fare.fare_id.as_str().to_owned(), fare)))
+        .collect()
+}
+
+/// Registers new fares, in one statement. A second registration of the same `fare_id` is a
+/// unique violation.
+pub async fn insert_many(conn: &mut PgConnection, fares: &[Fare]) -> sqlx::Result<()> {
+    if fares.is_empty() {
+        return Ok(());
+    }
+    let c = Columns::of(fares);
     sqlx::query!(
         "INSERT INTO fares (fare_id, request_event_id, correlation_id, request_fingerprint, \
          customer_id, amount_minor, currency, status, authorisation_id, charge_id, refund_id, \
-         failure_reason, compensations) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
-        fare.fare_id.as_str(),
-        fare.request_event_id,
-        fare.correlation_id,
-        fare.request_fingerprint,
-        fare.customer_id.as_deref(),
-        fare.amount_minor,
-        fare.currency.as_deref(),
-        fare.status.as_str(),
-        fare.authorisation_id.as_deref(),
-        fare.charge_id.as_deref(),
-        fare.refund_id.as_deref(),
-        fare.failure_reason.as_deref(),
-        &compensations,
+         failure_reason, compensations, compensation_attempts, compensation_cause) \
+         SELECT fare_id, request_event_id, correlation_id, request_fingerprint, customer_id, \
+         amount_minor, currency, status, authorisation_id, charge_id, refund_id, failure_reason, \
+         string_to_array(compensations, ','), compensation_attempts, compensation_cause \
+         FROM unnest($1::text[], $2::uuid[], $3::uuid[], $4::uuid[], $5::text[], $6::bigint[], \
+         $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], \
+         $14::int[], $15::uuid[]) AS f(fare_id, request_event_id, correlation_id, \
+         request_fingerprint, customer_id, amount_minor, currency, status, authorisation_id, \
+         charge_id, refund_id, failure_reason, compensations, compensation_attempts, \
+         compensation_cause)",
+        &c.fare_id,
+        &c.request_event_id,
+        &c.correlation_id,
+        &c.request_fingerprint,
+        &c.customer_id as &[Option<String>],
+        &c.amount_minor as &[Option<i64>],
+        &c.currency as &[Option<String>],
+        &c.status,
+        &c.authorisation_id as &[Option<String>],
+        &c.charge_id as &[Option<String>],
+        &c.refund_id as &[Option<String>],
+        &c.failure_reason as &[Option<String>],
+        &c.compensations,
+        &c.compensation_attempts,
+        &c.compensation_cause as &[Option<Uuid>],
     )
     .execute(conn)
     .await?;
     Ok(())
 }
 
-/// Saves the saga progress of a fare loaded with [`find_for_update`]. The compensation's
+/// Saves the saga progress of fares locked by the caller, in one statement. The compensation's
 /// schedule (`next_compensation_at`, `compensation_deadline`) is not written here: only the
 /// functions below set it, from the database's clock.
-pub async fn save(conn: &mut PgConnection, fare: &Fare) -> sqlx::Result<()> {
-    let compensations = compensation_names(&fare.compensations);
+pub async fn save_many(conn: &mut PgConnection, fares: &[Fare]) -> sqlx::Result<()> {
+    if fares.is_empty() {
+        return Ok(());
+    }
+    let c = Columns::of(fares);
     sqlx::query!(
-        "UPDATE fares SET status = $2, authorisation_id = $3, charge_id = $4, refund_id = $5, \
-         failure_reason = $6, compensations = $7, compensation_attempts = $8, \
-         compensation_cause = $9, updated_at = now() WHERE fare_id = $1",
-        fare.fare_id.as_str(),
-        fare.status.as_str(),
-        fare.authorisation_id.as_deref(),
-        fare.charge_id.as_deref(),
-        fare.refund_id.as_deref(),
-        fare.failure_reason.as_deref(),
-        &compensations,
-        fare.compensation_attempts,
-        fare.compensation_cause,
+        "UPDATE fares SET status = u.status, authorisation_id = u.authorisation_id, \
+         charge_id = u.charge_id, refund_id = u.refund_id, failure_reason = u.failure_reason, \
+         compensations = string_to_array(u.compensations, ','), \
+         compensation_attempts = u.compensation_attempts, \
+         compensation_cause = u.compensation_cause, updated_at = now() \
+         FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], \
+         $7::text[], $8::int[], $9::uuid[]) AS u(fare_id, status, authorisation_id, charge_id, \
+         refund_id, failure_reason, compensations, compensation_attempts, compensation_cause) \
+         WHERE fares.fare_id = u.fare_id",
+        &c.fare_id,
+        &c.status,
+        &c.authorisation_id as &[Option<String>],
+        &c.charge_id as &[Option<String>],
+        &c.refund_id as &[Option<String>],
+        &c.failure_reason as &[Option<String>],
+        &c.compensations,
+        &c.compensation_attempts,
+        &c.compensation_cause as &[Option<Uuid>],
     )
     .execute(conn)
     .await?;
     Ok(())
 }
 
-/// Starts the fare's pending compensation: due now, given up `budget` from now.
-pub async fn start_compensation(
+/// Saves one fare's progress (see [`save_many`]).
+pub async fn save(conn: &mut PgConnection, fare: &Fare) -> sqlx::Result<()> {
+    save_many(conn, std::slice::from_ref(fare)).await
+}
+
+/// Fares as the columns of a multi-row statement.
+struct Columns {
+    fare_id: Vec<String>,
+    request_event_id: Vec<Uuid>,
+    correlation_id: Vec<Uuid>,
+    request_fingerprint: Vec<Uuid>,
+    customer_id: Vec<Option<String>>,
+    amount_minor: Vec<Option<i64>>,
+    currency: Vec<Option<String>>,
+    status: Vec<String>,
+    authorisation_id: Vec<Option<String>>,
+    charge_id: Vec<Option<String>>,
+    refund_id: Vec<Option<String>>,
+    failure_reason: Vec<Option<String>>,
+    /// Comma-separated: a multi-row statement cannot pass an array per row.
+    compensations: Vec<String>,
+    compensation_attempts: Vec<i32>,
+    compensation_cause: Vec<Option<Uuid>>,
+}
+
+impl Columns {
+    fn of(fares: &[Fare]) -> Self {
+        Columns {
+            fare_id: fares
+                .iter()
+                .map(|f| f.fare_id.as_str().to_owned())
+                .collect(),
+            request_event_id: fares.iter().map(|f| f.request_event_id).collect(),
+            correlation_id: fares.iter().map(|f| f.correlation_id).collect(),
+            request_fingerprint: fares.iter().map(|f| f.request_fingerprint).collect(),
+            customer_id: fares.iter().map(|f| f.customer_id.clone()).collect(),
+            amount_minor: fares.iter().map(|f| f.amount_minor).collect(),
+            currency: fares.iter().map(|f| f.currency.clone()).collect(),
+            status: fares.iter().map(|f| f.status.as_str().to_owned()).collect(),
+            authorisation_id: fares.iter().map(|f| f.authorisation_id.clone()).collect(),
+            charge_id: fares.iter().map(|f| f.charge_id.clone()).collect(),
+            refund_id: fares.iter().map(|f| f.refund_id.clone()).collect(),
+            failure_reason: fares.iter().map(|f| f.failure_reason.clone()).collect(),
+            compensations: fares
+                .iter()
+                .map(|f| compensation_names(&f.compensations).join(","))
+                .collect(),
+            compensation_attempts: fares.iter().map(|f| f.compensation_attempts).collect(),
+            compensation_cause: fares.iter().map(|f| f.compensation_cause).collect(),
+        }
+    }
+}
+
+/// Starts the pending compensations of `fares`: due now, given up `budget` from now.
+pub async fn start_compensations(
     conn: &mut PgConnection,
-    fare_id: &FareId,
+    fares: &[String],
     budget: Duration,
 ) -> sqlx::Result<()> {
+    if fares.is_empty() {
+        return Ok(());
+    }
     sqlx::query!(
         "UPDATE fares SET next_compensation_at = now(), \
-         compensation_deadline = now() + make_interval(secs => $2) WHERE fare_id = $1",
-        fare_id.as_str(),
+         compensation_deadline = now() + make_interval(secs => $2) WHERE fare_id = ANY($1)",
+        fares,
         budget.as_secs_f64(),
     )
     .execute(conn)
@@ -525,6 +639,7 @@ mod tests {
             include_str!("../migrations/0002_compensations_in_time.sql"),
             include_str!("../migrations/0003_read_api_paging.sql"),
             include_str!("../migrations/0004_compensation_attempts.sql"),
+            include_str!("../migrations/0005_concurrent_pipeline.sql"),
         ];
         let latest = migrations
             .iter()

@@ -1,16 +1,23 @@
-//! The payment-service's reactions (SPEC §4): a request on `fare-requests`, read as received,
-//! goes to registration; every other event it reacts to (the consumer loop has decoded it,
-//! checked its key and recorded it in the inbox) goes to its step.
+//! The payment-service's reactions (SPEC §4), a batch at a time: its fares locked in one
+//! statement, each message given to its step, what they changed written in a few statements.
+//! A request on `fare-requests`, read as received, goes to registration; every other event it
+//! reacts to (the consumer loop has decoded it, checked its key and its inbox record) goes to
+//! its step. The pre-authorisation and the capture are gateway calls, made outside any
+//! transaction: their step asks for them, and records their answer in a later batch.
 
 use std::sync::Arc;
 
 use events_schema::{Event, EventData, Topic};
 use sqlx::PgConnection;
-use transactional_messaging::{Consumed, Disposition, HandleError, Handler};
+use transactional_messaging::inbox;
+use transactional_messaging::{Disposition, HandleError, Handler, Input, OutboxMessage, Progress};
+use uuid::Uuid;
 
-use crate::gateway::PaymentGateway;
-use crate::saga::Saga;
-use crate::{capture, compensation, outcome, registration};
+use crate::batch::Batch;
+use crate::gateway::{GatewayRequest, Operation, PaymentGateway};
+use crate::registration::{self, RequestIds};
+use crate::saga::{Answer, Saga, Skip};
+use crate::{capture, compensation, outcome};
 
 /// The topics the payment-service consumes.
 pub const SUBSCRIBED: [Topic; 3] = [
@@ -33,37 +40,99 @@ impl<G> PaymentHandler<G> {
 }
 
 impl<G: PaymentGateway> Handler for PaymentHandler<G> {
-    async fn on_raw(
+    type Call = GatewayRequest;
+    type Answer = Answer;
+
+    async fn handle(
         &self,
         conn: &mut PgConnection,
-        message: &Consumed,
-    ) -> Result<Disposition, HandleError> {
-        registration::on_fare_requested(&self.saga, conn, message).await
+        inputs: &[Input<'_, GatewayRequest, Answer>],
+        outbox: &mut Vec<OutboxMessage>,
+    ) -> Result<Vec<Progress<GatewayRequest>>, HandleError> {
+        let fares: Vec<String> = inputs.iter().filter_map(fare_of).collect();
+        let request_ids: Vec<Uuid> = inputs
+            .iter()
+            .filter_map(|input| match input {
+                Input::Raw(message) => registration::event_id_of(message),
+                _ => None,
+            })
+            .collect();
+        let mut ids = RequestIds {
+            known: if request_ids.is_empty() {
+                Default::default()
+            } else {
+                inbox::known(&mut *conn, &request_ids).await?
+            },
+            seen: Default::default(),
+        };
+        let mut batch = Batch::lock(&mut *conn, &fares, outbox).await?;
+        let mut progress = Vec::with_capacity(inputs.len());
+        for input in inputs {
+            progress.push(match input {
+                Input::Raw(message) => registration::on_request(&mut batch, message, &mut ids)?,
+                Input::Event(_, event) => on_event(&mut batch, event)?,
+                Input::Answer {
+                    event,
+                    call,
+                    answer,
+                    ..
+                } => on_answer(&mut batch, *event, call, answer),
+            });
+        }
+        batch
+            .write(conn, self.saga.policy.compensation_budget)
+            .await?;
+        Ok(progress)
     }
 
-    async fn on_event(
-        &self,
-        conn: &mut PgConnection,
-        _message: &Consumed,
-        event: &Event,
-    ) -> Result<Disposition, HandleError> {
-        let saga = &self.saga;
-        match &event.data {
-            EventData::PreAuthorised(_) => capture::on_pre_authorised(saga, conn, event).await,
-            EventData::ChargeFailed(_) => compensation::on_charge_failed(saga, conn, event).await,
-            EventData::AccountUpdateFailed(_) => {
-                compensation::on_account_update_failed(saga, conn, event).await
-            }
-            EventData::AccountUpdated(_) => outcome::on_account_updated(conn, event).await,
-            EventData::PreAuthFailed(_)
-            | EventData::PreAuthReleased(_)
-            | EventData::PaymentRefunded(_)
-            | EventData::RefundFailed(_)
-            | EventData::ReleaseFailed(_) => outcome::on_saga_failed(conn, event).await,
-            other => Err(HandleError::Permanent(format!(
-                "payment-service has no step for {}",
-                other.event_type()
-            ))),
+    async fn call(&self, call: &GatewayRequest) -> Answer {
+        self.saga.answer(call).await
+    }
+}
+
+/// The fare an input is about.
+fn fare_of(input: &Input<'_, GatewayRequest, Answer>) -> Option<String> {
+    match input {
+        Input::Raw(message) => events_schema::ReceivedFareRequest::parse(&message.payload)
+            .ok()
+            .map(|request| request.fare_id.as_str().to_owned()),
+        Input::Event(_, event) => Some(event.fare_id.as_str().to_owned()),
+        Input::Answer { call, .. } => Some(call.fare_id.as_str().to_owned()),
+    }
+}
+
+fn on_event(batch: &mut Batch<'_>, event: &Event) -> Result<Skip, HandleError> {
+    match &event.data {
+        EventData::PreAuthorised(_) => capture::on_pre_authorised(batch, event),
+        EventData::ChargeFailed(_) => Ok(compensation::on_charge_failed(batch, event)),
+        EventData::AccountUpdateFailed(_) => {
+            Ok(compensation::on_account_update_failed(batch, event))
         }
+        EventData::AccountUpdated(_) => outcome::on_account_updated(batch, event),
+        EventData::PreAuthFailed(_)
+        | EventData::PreAuthReleased(_)
+        | EventData::PaymentRefunded(_)
+        | EventData::RefundFailed(_)
+        | EventData::ReleaseFailed(_) => outcome::on_saga_failed(batch, event),
+        other => Ok(Progress::Done(Disposition::DeadLettered(format!(
+            "payment-service has no step for {}",
+            other.event_type()
+        )))),
+    }
+}
+
+fn on_answer(
+    batch: &mut Batch<'_>,
+    event: Option<&Event>,
+    call: &GatewayRequest,
+    answer: &Answer,
+) -> Skip {
+    match (call.operation, event) {
+        (Operation::PreAuthorise, _) => registration::on_answer(batch, call, answer),
+        (Operation::Capture, Some(event)) => capture::on_answer(batch, event, call, answer),
+        (operation, _) => Progress::Done(Disposition::DeadLettered(format!(
+            "no step awaits the answer to a {}",
+            operation.as_str()
+        ))),
     }
 }

@@ -5,6 +5,7 @@
 //! `payment-service.dlq`, always through its outbox.
 
 pub mod api;
+pub mod batch;
 pub mod capture;
 pub mod compensation;
 pub mod compensator;
@@ -58,6 +59,7 @@ impl PaymentService {
             &config.database_url,
             &MIGRATOR,
             &config.kafka,
+            &config.processing,
             config.http_addr,
         )
         .await?;
@@ -92,6 +94,7 @@ impl PaymentService {
             compensator::run(
                 pool.clone(),
                 saga.clone(),
+                self.service.handoff(),
                 self.service.commit_signal().subscribe(),
                 self.service.stopping(),
             ),

@@ -3,39 +3,34 @@
 //! (or failed) compensation, with the reason and the compensations done.
 
 use events_schema::{Event, EventData, FareCollected, FareCollectionFailed};
-use sqlx::PgConnection;
-use transactional_messaging::{outbox, Disposition, HandleError};
+use transactional_messaging::{Disposition, HandleError, Progress};
 
-use crate::fare::{self, FareStatus};
-use crate::saga::begin_step;
+use crate::batch::Batch;
+use crate::fare::FareStatus;
+use crate::saga::{fare_at, Skip};
 
 /// `AccountUpdated` → the fare is collected.
-pub async fn on_account_updated(
-    conn: &mut PgConnection,
-    event: &Event,
-) -> Result<Disposition, HandleError> {
-    let Some(mut fare) = begin_step(&mut *conn, event, FareStatus::Charged).await? else {
-        return Ok(Disposition::Ignored);
+pub fn on_account_updated(batch: &mut Batch<'_>, event: &Event) -> Result<Skip, HandleError> {
+    let mut fare = match fare_at(batch, event, FareStatus::Charged) {
+        Ok(fare) => fare,
+        Err(done) => return Ok(Progress::Done(done)),
     };
     let charge = fare.charge()?;
     fare.status = FareStatus::Collected;
-    fare::save(&mut *conn, &fare).await?;
     let data = EventData::FareCollected(FareCollected {
         customer_id: charge.customer_id,
         amount_minor: charge.amount_minor,
         currency: charge.currency,
     });
-    outbox::enqueue_events(conn, &[Event::caused_by(event, data)]).await?;
-    tracing::info!(fare_id = %fare.fare_id, "fare collected");
-    Ok(Disposition::Processed)
+    batch.emit(&Event::caused_by(event, data));
+    tracing::debug!(fare_id = %fare.fare_id, "fare collected");
+    batch.save(fare);
+    Ok(Progress::Done(Disposition::Processed))
 }
 
 /// `PreAuthFailed`, `PreAuthReleased`, `PaymentRefunded`, `RefundFailed` or `ReleaseFailed` →
 /// the fare failed (and needs attention after a compensation given up).
-pub async fn on_saga_failed(
-    conn: &mut PgConnection,
-    event: &Event,
-) -> Result<Disposition, HandleError> {
+pub fn on_saga_failed(batch: &mut Batch<'_>, event: &Event) -> Result<Skip, HandleError> {
     let (expected, terminal) = match &event.data {
         EventData::PreAuthFailed(_) => (FareStatus::PreAuthFailed, FareStatus::Failed),
         EventData::PreAuthReleased(_) => (FareStatus::PreAuthReleased, FareStatus::Failed),
@@ -49,8 +44,9 @@ pub async fn on_saga_failed(
             )))
         }
     };
-    let Some(mut fare) = begin_step(&mut *conn, event, expected).await? else {
-        return Ok(Disposition::Ignored);
+    let mut fare = match fare_at(batch, event, expected) {
+        Ok(fare) => fare,
+        Err(done) => return Ok(Progress::Done(done)),
     };
     let charge = fare.charge()?;
     fare.status = terminal;
@@ -66,7 +62,6 @@ pub async fn on_saga_failed(
         reason = format!("{reason}; {what}");
         fare.failure_reason = Some(reason.clone());
     }
-    fare::save(&mut *conn, &fare).await?;
     let data = EventData::FareCollectionFailed(FareCollectionFailed {
         customer_id: Some(charge.customer_id),
         amount_minor: Some(charge.amount_minor),
@@ -75,9 +70,10 @@ pub async fn on_saga_failed(
         compensations: fare.compensations.clone(),
         needs_attention,
     });
-    outbox::enqueue_events(conn, &[Event::caused_by(event, data)]).await?;
+    batch.emit(&Event::caused_by(event, data));
     tracing::info!(fare_id = %fare.fare_id, status = fare.status.as_str(), "fare collection failed");
-    Ok(Disposition::Processed)
+    batch.save(fare);
+    Ok(Progress::Done(Disposition::Processed))
 }
 
 /// What an operator must do for a fare whose compensation was given up.

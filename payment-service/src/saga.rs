@@ -1,15 +1,15 @@
 //! What every step of the payment side of the saga shares: the gateway, the retry policy, and
-//! the preamble of reacting to an event (lock the fare, check it is at the expected step).
+//! the preamble of reacting to an event (its fare, at the expected step).
 
 use std::time::Duration;
 
-use events_schema::{Event, FareId};
-use sqlx::PgConnection;
+use events_schema::Event;
 use transactional_messaging::retry::Backoff;
-use transactional_messaging::HandleError;
+use transactional_messaging::{Disposition, HandleError, Progress};
 
-use crate::fare::{self, Fare, FareStatus};
-use crate::gateway::{GatewayCall, GatewayError, Operation, PaymentGateway};
+use crate::batch::Batch;
+use crate::fare::{Fare, FareStatus};
+use crate::gateway::{GatewayCall, GatewayError, GatewayRequest, Operation, PaymentGateway};
 
 /// How hard the service tries: against transient gateway faults, and at compensations.
 #[derive(Debug, Clone, Copy)]
@@ -86,17 +86,42 @@ impl<G: PaymentGateway> Saga<G> {
     }
 }
 
-/// The preamble of every reaction to an event (the consumer loop has recorded it in the
-/// inbox): lock its fare and check the saga is at `expected`. `None` means there is nothing to
-/// do: the fare has moved past that step (a duplicate under another id).
-pub async fn begin_step(
-    conn: &mut PgConnection,
+impl<G: PaymentGateway> Saga<G> {
+    /// The gateway's answer to `request`: the call is repeated (same idempotency key) for as
+    /// long as it takes — it runs outside any transaction, and only its fare waits.
+    pub async fn answer(&self, request: &GatewayRequest) -> Answer {
+        let backoff = self.policy.gateway_backoff;
+        let mut rounds = 0;
+        loop {
+            match self.call_gateway(request.operation, &request.call()).await {
+                Ok(answer) => return answer,
+                Err(error) => {
+                    rounds += 1;
+                    tracing::warn!(fare_id = %request.fare_id, operation = request.operation.as_str(), %error, "gateway unreachable; trying again");
+                    backoff.sleep(rounds).await;
+                }
+            }
+        }
+    }
+}
+
+/// What a step answers for a message whose fare is not where the step expects it.
+pub type Skip = Progress<GatewayRequest>;
+
+/// The preamble of every reaction to an event: its fare, taken out of the batch, when the saga
+/// is at `expected`. Otherwise what became of the event: an unknown fare is dead-lettered; a fare past
+/// that step (a duplicate under another id) makes the event a no-op.
+pub fn fare_at(
+    batch: &mut Batch<'_>,
     event: &Event,
     expected: FareStatus,
-) -> Result<Option<Fare>, HandleError> {
-    let fare = fare::find_for_update(&mut *conn, &event.fare_id)
-        .await?
-        .ok_or_else(|| unknown_fare(&event.fare_id))?;
+) -> Result<Fare, Disposition> {
+    let Some(fare) = batch.take(event.fare_id.as_str()) else {
+        return Err(Disposition::DeadLettered(format!(
+            "unknown fare {}",
+            event.fare_id
+        )));
+    };
     if fare.status != expected {
         tracing::info!(
             fare_id = %event.fare_id,
@@ -105,11 +130,7 @@ pub async fn begin_step(
             status = fare.status.as_str(),
             "event does not apply at this step; ignored"
         );
-        return Ok(None);
+        return Err(Disposition::Ignored);
     }
-    Ok(Some(fare))
-}
-
-fn unknown_fare(fare_id: &FareId) -> HandleError {
-    HandleError::Permanent(format!("unknown fare {fare_id}"))
+    Ok(fare)
 }

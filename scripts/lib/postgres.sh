@@ -165,8 +165,7 @@ listen_addresses = '127.0.0.1'
 port = 5432
 unix_socket_directories = ''
 password_encryption = 'scram-sha-256'
-# Integration tests run in parallel, each with its own database and pools.
-max_connections = 300
+# Other settings: scripts/postgres/server.conf, given at every start (pg_server_options).
 EOF
 }
 
@@ -181,6 +180,19 @@ pg_check_port_free() {
     if port_open 127.0.0.1 5432; then
         die "port 5432 is held by $(port_holder 5432), not by the PostgreSQL of scripts/stack. Stop that server (Debian's: pg_ctlcluster 15 main stop), or, to use it, export DATABASE_URL with the URL of a superuser"
     fi
+}
+
+# pg_server_options: scripts/postgres/server.conf as postgres -c options.
+pg_server_options() {
+    local name value options=()
+    while IFS='=' read -r name value; do
+        name="${name//[[:space:]]/}"
+        value="${value#"${value%%[![:space:]]*}"}"
+        value="${value%"${value##*[![:space:]]}"}"
+        [[ -z "$name" || "$name" == \#* ]] && continue
+        options+=("-c $name=$value")
+    done <"$ROOT/scripts/postgres/server.conf"
+    echo "${options[*]}"
 }
 
 pg_start() {
@@ -198,7 +210,7 @@ pg_start() {
     info "starting PostgreSQL (log: ${PG_LOG_LINK#"$ROOT/"})"
     STARTED+=(postgres)
     as_postgres "$(pg_bin_dir)/pg_ctl" -D "$base/data" -l "$base/postgres.log" \
-        -w -t "${PG_START_TIMEOUT:-60}" start >/dev/null || {
+        -o "$(pg_server_options)" -w -t "${PG_START_TIMEOUT:-60}" start >/dev/null || {
         tail -n 30 "$base/postgres.log" >&2 || true
         die "PostgreSQL did not start (log: $PG_LOG_LINK)"
     }

@@ -1,5 +1,6 @@
-//! The Kafka broker is SIGKILLed in the middle of a load and started again: producers,
-//! consumers and the outbox relays recover by themselves, and every fare still ends in its one
+//! The Kafka broker is SIGKILLed in the middle of a load and kept down for longer than the
+//! consumers' session timeout (their groups expire), then started again: producers, consumers
+//! and the outbox relays recover by themselves, promptly, and every fare still ends in its one
 //! outcome with no event duplicated under a new id and no money moved twice.
 //!
 //! The broker must be the one `scripts/stack` runs for this checkout (scripts/test ensures it).
@@ -15,6 +16,11 @@ use tokio::process::Command;
 
 const FARES: usize = 200;
 const TIMEOUT: Duration = Duration::from_secs(300);
+/// Longer than the services' `session.timeout.ms` (10 s): the broker forgets their members.
+const OUTAGE: Duration = Duration::from_secs(15);
+/// From the broker's return to the last outcome: rejoining the groups (the reconnect backoff
+/// reaches 10 s) and finishing the sagas under way.
+const RECOVERY: Duration = Duration::from_secs(45);
 
 fn checkout() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -53,13 +59,23 @@ async fn a_broker_crash_mid_saga_loses_and_duplicates_nothing() -> anyhow::Resul
 
     stack(&["kill", "kafka"]).await?;
     let during = invariants::fares_with_outcome(&env.recorder.snapshot()).len();
+    // The outage itself: what is measured is what happens after it.
+    tokio::time::sleep(OUTAGE).await;
     stack(&["start", "kafka"]).await?;
+    let back = std::time::Instant::now();
     assert!(
         during < FARES,
         "the crash should have caught fares in flight"
     );
 
     env.wait_for_outcomes(FARES, TIMEOUT).await?;
+    let recovered = back.elapsed();
+    eprintln!("every fare had its outcome {recovered:?} after the broker was back");
+    assert!(
+        recovered <= RECOVERY,
+        "the last outcome came {recovered:?} after the broker was back, more than {RECOVERY:?}: \
+         a consumer was slow to rejoin its group"
+    );
     env.assert_invariants(&fares).await?;
     env.teardown().await
 }

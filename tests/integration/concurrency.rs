@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use events_schema::{EventData, Topic};
+use events_schema::{EventData, EventType, Topic};
 use futures::future::try_join_all;
 use payment_service::gateway::FaultInjection;
 use tests::env::minimal_request;
@@ -160,5 +160,67 @@ async fn a_fares_messages_are_processed_in_the_order_they_were_published() -> an
             "{fare_id}: the first request won"
         );
     }
+    env.teardown().await
+}
+
+/// A fare whose gateway call hangs (`_slow_gateway`: its pre-authorisation answers after
+/// 20 s here) delays no other fare — on its own partition neither — and still completes, its
+/// events in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hung_fare_delays_no_other_fare_on_its_partition() -> anyhow::Result<()> {
+    let mut env = TestEnv::new().await?;
+    let mut config = env.payment_config();
+    config.faults.slow = Duration::from_secs(20);
+    env.start_payment_with(config).await?;
+    env.start_accounting().await?;
+    env.wait_until_healthy().await?;
+    let hung = minimal_request("wr_hung", "3_slow_gateway", 2000);
+    env.publish_to(
+        Topic::FareRequests,
+        Some(0),
+        Some("wr_hung"),
+        hung.as_bytes(),
+    )
+    .await?;
+    let started = Instant::now();
+    let behind: Vec<String> = (0..20).map(|i| format!("wr_behind_{i}")).collect();
+    for fare_id in &behind {
+        let request = minimal_request(fare_id, "3", 500);
+        env.publish_to(
+            Topic::FareRequests,
+            Some(0),
+            Some(fare_id),
+            request.as_bytes(),
+        )
+        .await?;
+    }
+    for fare_id in &behind {
+        let outcome = env
+            .recorder
+            .outcome_of(fare_id, Duration::from_secs(15))
+            .await?;
+        assert_eq!(outcome.event_type(), EventType::FareCollected, "{fare_id}");
+    }
+    let waited = started.elapsed();
+    assert!(
+        waited < Duration::from_secs(15),
+        "the fares behind the hung one took {waited:?}"
+    );
+    assert!(
+        env.recorder.event_types_for("wr_hung").is_empty(),
+        "the hung fare is still waiting for its pre-authorisation"
+    );
+    let outcome = env.recorder.outcome_of("wr_hung", TIMEOUT).await?;
+    assert_eq!(outcome.event_type(), EventType::FareCollected);
+    assert!(started.elapsed() >= Duration::from_secs(20));
+    assert_eq!(
+        env.recorder.event_types_for("wr_hung"),
+        vec![
+            EventType::PreAuthorised,
+            EventType::Charged,
+            EventType::AccountUpdated,
+            EventType::FareCollected
+        ]
+    );
     env.teardown().await
 }

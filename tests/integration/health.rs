@@ -1,7 +1,6 @@
 //! `/health` tells the truth (issue: "health that lies"): not ready while the consumer is out of
-//! its group — including when it stopped polling for longer than `max.poll.interval.ms` and the
-//! broker evicted it — or while the outbox relay keeps failing; and a service whose task ended
-//! stops instead of answering as a zombie.
+//! its group — evicted by the broker, until it has rejoined — or while the outbox relay keeps
+//! failing; and a service whose task ended stops instead of answering as a zombie.
 
 use std::time::Duration;
 
@@ -10,6 +9,10 @@ use events_schema::Topic;
 use rdkafka::admin::{AdminClient, AdminOptions, AlterConfig, ResourceSpecifier};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
+use std::sync::Arc;
+
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use tests::processes::{free_port, ServiceProcess};
 use tests::TestEnv;
 use transactional_messaging::Task;
 
@@ -46,33 +49,66 @@ fn ready(status: u16, _: &serde_json::Value) -> bool {
     status == 200
 }
 
+/// A consumer the broker evicted from its group — here, its process frozen past the session
+/// timeout while another member took its partitions — reports not ready until it rejoined.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_consumer_that_stops_polling_past_max_poll_interval_is_not_ready() -> anyhow::Result<()> {
-    let mut env = TestEnv::new().await?;
-    let mut config = env.payment_config();
-    config.kafka.max_poll_interval = Duration::from_secs(10);
-    // The loop processes this fare's pre-authorisation for 14 s without polling Kafka.
-    config.faults.slow = Duration::from_secs(14);
-    env.start_payment_with(config).await?;
-    env.start_accounting().await?;
-    env.wait_until_healthy().await?;
-    let health = env
-        .service_url("payment-service", "/health")
-        .expect("running");
-    env.request_fare("wr_slow", "3_slow_gateway", 2000).await?;
+async fn an_evicted_consumer_is_not_ready_until_it_has_rejoined() -> anyhow::Result<()> {
+    let env = TestEnv::new().await?;
+    let addr = format!("127.0.0.1:{}", free_port()?);
+    let service = ServiceProcess::start_on(&env, "payment-service", &addr)?;
+    let health = format!("http://{addr}/health");
+    wait_for_health(&health, "was ready", ready).await?;
+
+    // Another member of the service's group, which polls and never processes anything.
+    let rival: Arc<StreamConsumer> = Arc::new(
+        ClientConfig::new()
+            .set("bootstrap.servers", &env.kafka.bootstrap_servers)
+            .set(
+                "group.id",
+                format!("payment-service{}", env.kafka.topic_suffix),
+            )
+            .set("enable.auto.commit", "false")
+            .set("session.timeout.ms", "10000")
+            .create()?,
+    );
+    let topics: Vec<String> = payment_service::handler::SUBSCRIBED
+        .iter()
+        .map(|topic| env.names.name(*topic))
+        .collect();
+    rival.subscribe(&topics.iter().map(String::as_str).collect::<Vec<_>>())?;
+    let polling = tokio::spawn({
+        let rival = rival.clone();
+        async move {
+            loop {
+                let _ = rival.recv().await;
+            }
+        }
+    });
+    let all_partitions: usize = payment_service::handler::SUBSCRIBED
+        .iter()
+        .map(|topic| topic.partitions() as usize)
+        .sum();
+
+    service.signal("STOP").await?;
+    let deadline = tokio::time::Instant::now() + TIMEOUT;
+    while rival.assignment()?.count() < all_partitions {
+        anyhow::ensure!(
+            tokio::time::Instant::now() < deadline,
+            "the frozen service was never evicted"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    service.signal("CONT").await?;
     let body = wait_for_health(
         &health,
-        "reported the consumer evicted",
-        not_ready_because("has not polled"),
+        "reported the consumer out of its group",
+        not_ready_because("out of its group"),
     )
     .await?;
-    assert!(
-        body["error"].as_str().unwrap().contains("evicted"),
-        "{body}"
-    );
-    // Once the call returns, the consumer polls, rejoins its group and is ready again.
+    assert!(body["partitions"] == 0, "{body}");
     wait_for_health(&health, "was ready again", ready).await?;
-    env.recorder.outcome_of("wr_slow", TIMEOUT).await?;
+    polling.abort();
+    service.kill().await?;
     env.teardown().await
 }
 

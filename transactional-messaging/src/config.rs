@@ -92,6 +92,78 @@ fn max_poll_interval_ms() -> Result<u64, ConfigError> {
     Ok(ms)
 }
 
+/// How much a service takes on at once, and how long it keeps what it consumed and emitted.
+#[derive(Debug, Clone)]
+pub struct Processing {
+    /// `CONSUMER_MAX_IN_FLIGHT`, default 5000: messages received and not done (waiting for
+    /// their fare's turn, in a batch, or waiting for a gateway call) before the consumer
+    /// pauses its partitions. Bounds the service's memory, and the gateway calls under way.
+    pub max_in_flight: usize,
+    /// `CONSUMER_MAX_BATCH`, default 500: messages per database transaction at most.
+    pub max_batch: usize,
+    /// `CONSUMER_WORKERS`, default 4: batch transactions under way at once.
+    pub workers: usize,
+    /// `DATABASE_POOL_SIZE`, default 16: connections to PostgreSQL.
+    pub pool_size: u32,
+    /// `RETENTION`, default 7 days — the event topics' retention: published outbox rows and
+    /// inbox rows older than this are deleted (their messages are gone from the topics by then,
+    /// so none can be redelivered).
+    pub retention: Duration,
+}
+
+impl Processing {
+    /// The settings from the environment, [`Processing::default`] where unset.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Processing::from_env_or(Processing::default())
+    }
+
+    /// The settings from the environment, `defaults` where unset.
+    pub fn from_env_or(defaults: Processing) -> Result<Self, ConfigError> {
+        let at_least_one = |name: &'static str, value: usize| {
+            if value == 0 {
+                Err(ConfigError::Invalid {
+                    name,
+                    reason: "must be at least 1".to_owned(),
+                })
+            } else {
+                Ok(value)
+            }
+        };
+        Ok(Processing {
+            max_in_flight: at_least_one(
+                "CONSUMER_MAX_IN_FLIGHT",
+                env_parse("CONSUMER_MAX_IN_FLIGHT", defaults.max_in_flight)?,
+            )?,
+            max_batch: at_least_one(
+                "CONSUMER_MAX_BATCH",
+                env_parse("CONSUMER_MAX_BATCH", defaults.max_batch)?,
+            )?,
+            workers: at_least_one(
+                "CONSUMER_WORKERS",
+                env_parse("CONSUMER_WORKERS", defaults.workers)?,
+            )?,
+            pool_size: at_least_one(
+                "DATABASE_POOL_SIZE",
+                env_parse("DATABASE_POOL_SIZE", defaults.pool_size as usize)?,
+            )? as u32,
+            retention: env_duration("RETENTION", defaults.retention)?,
+        })
+    }
+}
+
+impl Default for Processing {
+    fn default() -> Self {
+        let topic_retention = events_schema::Topic::FareRequests.retention_ms();
+        Processing {
+            max_in_flight: 5000,
+            max_batch: 500,
+            workers: 4,
+            pool_size: 16,
+            retention: Duration::from_millis(u64::try_from(topic_retention).unwrap_or(0)),
+        }
+    }
+}
+
 /// A database URL with its password hidden, for logs.
 pub fn redact_url(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {

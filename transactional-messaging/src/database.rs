@@ -9,16 +9,21 @@ use sqlx::PgPool;
 
 use crate::config::redact_url;
 
-/// A pool whose connections resolve unqualified names in `schema` only, so a service's SQL can
+/// A pool of `pool_size` connections that resolve unqualified names in `schema` only, so a service's SQL can
 /// only ever name its own tables. Waits up to `wait` for PostgreSQL to accept connections.
-pub async fn connect(url: &str, schema: &str, wait: Duration) -> anyhow::Result<PgPool> {
+pub async fn connect(
+    url: &str,
+    schema: &str,
+    pool_size: u32,
+    wait: Duration,
+) -> anyhow::Result<PgPool> {
     let options = PgConnectOptions::from_str(url)
         .with_context(|| format!("invalid database URL {}", redact_url(url)))?
         .options([("search_path", schema)]);
     let deadline = tokio::time::Instant::now() + wait;
     loop {
         let attempt = PgPoolOptions::new()
-            .max_connections(8)
+            .max_connections(pool_size)
             .acquire_timeout(Duration::from_secs(10))
             .connect_with(options.clone())
             .await;

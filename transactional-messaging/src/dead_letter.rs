@@ -74,8 +74,22 @@ fn identity(message: &Consumed) -> Uuid {
     outbox::derived_id(&name).as_uuid()
 }
 
+/// Logs that `message` is dead-lettered as `letter` (never with a card number: the letter's
+/// key and reason are masked).
+pub fn log(message: &Consumed, letter: &OutboxMessage) {
+    tracing::warn!(
+        topic = %message.topic,
+        partition = message.partition,
+        offset = message.offset,
+        key = letter.key.as_deref().unwrap_or(""),
+        reason = %letter.headers[HEADER_ERROR],
+        dead_letter_id = %letter.event_id,
+        "message dead-lettered"
+    );
+}
+
 /// Writes the dead letter for `message` to the outbox in the caller's transaction. A message
-/// dead-lettered before (a redelivery) is not written twice; that is logged too.
+/// dead-lettered before (a redelivery) is not written twice.
 pub async fn enqueue(
     conn: &mut PgConnection,
     message: &Consumed,
@@ -84,21 +98,10 @@ pub async fn enqueue(
     reason: &str,
 ) -> sqlx::Result<()> {
     let letter = dead_letter(message, dlq, service, reason);
-    let written = outbox::enqueue(conn, &letter).await?;
-    tracing::warn!(
-        topic = %message.topic,
-        partition = message.partition,
-        offset = message.offset,
-        key = letter.key.as_deref().unwrap_or(""),
-        reason = %letter.headers[HEADER_ERROR],
-        dead_letter_id = %letter.event_id,
-        "{}",
-        if written {
-            "message dead-lettered"
-        } else {
-            "message dead-lettered before (redelivery): its dead letter is already in the outbox"
-        }
-    );
+    log(message, &letter);
+    if !outbox::enqueue(conn, &letter).await? {
+        tracing::info!(dead_letter_id = %letter.event_id, "dead-lettered before (a redelivery): its dead letter is already in the outbox");
+    }
     Ok(())
 }
 
@@ -114,6 +117,7 @@ mod tests {
             timestamp: Some(timestamp),
             key: Some("wr_1".to_owned()),
             payload: payload.as_bytes().to_vec(),
+            event_type: None,
         }
     }
 

@@ -10,7 +10,9 @@
 //! fare_id text, source_topic text, source_partition int, source_offset bigint, processed_at,
 //! fingerprint uuid)`.
 
-use events_schema::{EventId, EventType, FareId};
+use std::collections::HashMap;
+
+use events_schema::{Event, EventId, EventType, FareId};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
@@ -35,6 +37,117 @@ pub enum Delivery {
     Redelivery,
     /// The id names another event: dead-letter this one with the reason.
     Conflict(String),
+}
+
+/// What the inbox holds of an event.
+#[derive(Debug, Clone)]
+pub struct Known {
+    pub event_type: String,
+    pub fare_id: String,
+    /// `None` for rows written before fingerprints were kept.
+    pub fingerprint: Option<Uuid>,
+}
+
+impl Known {
+    /// Whether `incoming`, whose id is this known event's, is a redelivery of it or a
+    /// conflicting duplicate.
+    pub fn delivery_of(&self, incoming: Incoming<'_>) -> Delivery {
+        let same_content = self.event_type == incoming.event_type.as_str()
+            // Rows written before fingerprints were kept can only be compared by type and fare.
+            && self.fingerprint.is_none_or(|f| f == incoming.fingerprint);
+        if self.fare_id != incoming.fare_id.as_str() {
+            Delivery::Conflict(format!(
+                "conflicting duplicate: event_id {} already names a {} of fare {}, not of fare {}",
+                incoming.event_id, self.event_type, self.fare_id, incoming.fare_id
+            ))
+        } else if !same_content {
+            Delivery::Conflict(format!(
+                "conflicting duplicate: event_id {} already names a {} of this fare with other content",
+                incoming.event_id, self.event_type
+            ))
+        } else {
+            Delivery::Redelivery
+        }
+    }
+}
+
+/// The inbox's records of the events `ids`, by id.
+pub async fn known(conn: &mut PgConnection, ids: &[Uuid]) -> sqlx::Result<HashMap<Uuid, Known>> {
+    let rows = sqlx::query!(
+        "SELECT event_id, event_type, fare_id, fingerprint FROM inbox WHERE event_id = ANY($1)",
+        ids,
+    )
+    .fetch_all(conn)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|row| {
+            (
+                row.event_id,
+                Known {
+                    event_type: row.event_type,
+                    fare_id: row.fare_id,
+                    fingerprint: row.fingerprint,
+                },
+            )
+        })
+        .collect())
+}
+
+/// One event to record as acted on.
+#[derive(Debug, Clone)]
+pub struct InboxRecord {
+    pub event_id: Uuid,
+    pub event_type: String,
+    pub fare_id: String,
+    pub fingerprint: Uuid,
+    pub source_topic: String,
+    pub source_partition: i32,
+    pub source_offset: i64,
+}
+
+impl InboxRecord {
+    pub fn of(event: &Event, source: &Consumed) -> Self {
+        InboxRecord {
+            event_id: event.event_id.as_uuid(),
+            event_type: event.event_type().as_str().to_owned(),
+            fare_id: event.fare_id.as_str().to_owned(),
+            fingerprint: event.fingerprint(),
+            source_topic: source.topic.clone(),
+            source_partition: source.partition,
+            source_offset: source.offset,
+        }
+    }
+}
+
+/// Records `records` in the caller's transaction, in one statement. An id recorded meanwhile
+/// by a concurrent transaction (another instance after a rebalance) is left as it is: the
+/// fare's status guard made that delivery's effects a no-op.
+pub async fn record_many(conn: &mut PgConnection, records: &[InboxRecord]) -> sqlx::Result<()> {
+    if records.is_empty() {
+        return Ok(());
+    }
+    let column = |f: fn(&InboxRecord) -> String| records.iter().map(f).collect::<Vec<_>>();
+    let ids: Vec<Uuid> = records.iter().map(|r| r.event_id).collect();
+    let fingerprints: Vec<Uuid> = records.iter().map(|r| r.fingerprint).collect();
+    let partitions: Vec<i32> = records.iter().map(|r| r.source_partition).collect();
+    let offsets: Vec<i64> = records.iter().map(|r| r.source_offset).collect();
+    sqlx::query!(
+        "INSERT INTO inbox (event_id, event_type, fare_id, fingerprint, source_topic, \
+         source_partition, source_offset) \
+         SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::uuid[], $5::text[], \
+         $6::int[], $7::bigint[]) ON CONFLICT (event_id) DO NOTHING",
+        &ids,
+        &column(|r| r.event_type.clone()),
+        &column(|r| r.fare_id.clone()),
+        &fingerprints,
+        &column(|r| r.source_topic.clone()),
+        &partitions,
+        &offsets,
+    )
+    .execute(conn)
+    .await?;
+    Ok(())
 }
 
 /// Records `incoming` (read from `source`) in the caller's transaction, unless its id is
@@ -62,26 +175,8 @@ pub async fn record(
     if inserted.rows_affected() == 1 {
         return Ok(Delivery::First);
     }
-    let known = sqlx::query!(
-        "SELECT event_type, fare_id, fingerprint FROM inbox WHERE event_id = $1",
-        incoming.event_id.as_uuid(),
-    )
-    .fetch_one(conn)
-    .await?;
-    let same_content = known.event_type == incoming.event_type.as_str()
-        // Rows written before fingerprints were kept can only be compared by type and fare.
-        && known.fingerprint.is_none_or(|f| f == incoming.fingerprint);
-    Ok(if known.fare_id != incoming.fare_id.as_str() {
-        Delivery::Conflict(format!(
-            "conflicting duplicate: event_id {} already names a {} of fare {}, not of fare {}",
-            incoming.event_id, known.event_type, known.fare_id, incoming.fare_id
-        ))
-    } else if !same_content {
-        Delivery::Conflict(format!(
-            "conflicting duplicate: event_id {} already names a {} of this fare with other content",
-            incoming.event_id, known.event_type
-        ))
-    } else {
-        Delivery::Redelivery
-    })
+    let known = known(conn, &[incoming.event_id.as_uuid()]).await?;
+    Ok(known
+        .get(&incoming.event_id.as_uuid())
+        .map_or(Delivery::First, |known| known.delivery_of(incoming)))
 }

@@ -23,15 +23,25 @@ const DLQ_MAX_MESSAGE_BYTES: &str = "2097152";
 /// An idempotent producer (`acks=all`, in-order retries): a message acknowledged is on every
 /// in-sync replica, and a retried send never reorders or duplicates within a partition.
 pub fn producer(bootstrap_servers: &str) -> anyhow::Result<FutureProducer> {
-    ClientConfig::new()
+    producer_config(bootstrap_servers)
+        .create()
+        .context("cannot create the Kafka producer")
+}
+
+/// The settings of [`producer`], for a client that needs one of them otherwise.
+pub fn producer_config(bootstrap_servers: &str) -> ClientConfig {
+    let mut config = ClientConfig::new();
+    config
         .set("bootstrap.servers", bootstrap_servers)
         .set("enable.idempotence", "true")
         .set("acks", "all")
         .set("linger.ms", "2")
         .set("message.max.bytes", "3000000")
         .set("message.timeout.ms", "30000")
-        .create()
-        .context("cannot create the Kafka producer")
+        // Bounded memory while the broker is slow or away: past this, sends are refused and
+        // the rows wait in the outbox.
+        .set("queue.buffering.max.kbytes", "32768");
+    config
 }
 
 /// The consumer's view of its group, reported to the service's [`Readiness`]: not ready until
@@ -91,6 +101,8 @@ pub fn consumer(
         .set("enable.partition.eof", "false")
         .set("session.timeout.ms", "10000")
         .set("heartbeat.interval.ms", "1000")
+        // Bounded memory: what is fetched ahead of the consumer loop.
+        .set("queued.max.messages.kbytes", "16384")
         .set(
             "max.poll.interval.ms",
             max_poll_interval.as_millis().to_string(),

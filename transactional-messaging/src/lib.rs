@@ -22,6 +22,7 @@ pub mod http;
 pub mod inbox;
 pub mod kafka;
 pub mod outbox;
+pub mod pruner;
 pub mod read_api;
 pub mod readiness;
 pub mod relay;
@@ -31,8 +32,10 @@ pub mod shutdown;
 pub mod telemetry;
 
 pub use commit_signal::{CommitSignal, CommitWatch};
-pub use consumer::{run_consumer, Consumed, Consuming, Disposition, HandleError, Handler};
+pub use consumer::{
+    run_consumer, Consumed, Consuming, Disposition, HandleError, Handler, Input, NoCall, Progress,
+};
 pub use outbox::OutboxMessage;
 pub use readiness::Readiness;
-pub use relay::run_relay;
+pub use relay::{run_relay, Handoff};
 pub use service::{Service, ServiceIdentity, Stopping, Task};

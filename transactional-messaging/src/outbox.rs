@@ -41,30 +41,71 @@ impl OutboxMessage {
     }
 }
 
+/// An outbox row just written, for the relay.
+#[derive(Debug, Clone)]
+pub struct OutboxRow {
+    pub id: i64,
+    pub message: OutboxMessage,
+}
+
 /// Adds `message` to the outbox in the caller's transaction. Returns `false` when a message
 /// with the same `event_id` is already there (it is not written twice).
 pub async fn enqueue(conn: &mut PgConnection, message: &OutboxMessage) -> sqlx::Result<bool> {
-    let headers = serde_json::to_value(&message.headers).unwrap_or_default();
-    let inserted = sqlx::query!(
-        "INSERT INTO outbox (event_id, topic, message_key, payload, headers) \
-         VALUES ($1, $2, $3, $4, $5) ON CONFLICT (event_id) DO NOTHING",
-        message.event_id,
-        message.topic.base_name(),
-        message.key.as_deref(),
-        &message.payload,
-        headers,
-    )
-    .execute(conn)
-    .await?;
-    Ok(inserted.rows_affected() == 1)
+    Ok(!enqueue_many(conn, vec![message.clone()]).await?.is_empty())
 }
 
-/// Adds each event to the outbox, in order, in the caller's transaction.
-pub async fn enqueue_events(conn: &mut PgConnection, events: &[Event]) -> sqlx::Result<()> {
-    for event in events {
-        enqueue(&mut *conn, &OutboxMessage::event(event)).await?;
+/// Adds `messages` to the outbox, in order, in the caller's transaction, in one statement.
+/// Returns the rows written: a message whose `event_id` is already there is not written again.
+pub async fn enqueue_many(
+    conn: &mut PgConnection,
+    messages: Vec<OutboxMessage>,
+) -> sqlx::Result<Vec<OutboxRow>> {
+    if messages.is_empty() {
+        return Ok(Vec::new());
     }
-    Ok(())
+    let ids: Vec<Uuid> = messages.iter().map(|m| m.event_id).collect();
+    let topics: Vec<String> = messages
+        .iter()
+        .map(|m| m.topic.base_name().to_owned())
+        .collect();
+    let keys: Vec<Option<String>> = messages.iter().map(|m| m.key.clone()).collect();
+    let payloads: Vec<Vec<u8>> = messages.iter().map(|m| m.payload.clone()).collect();
+    let headers: Vec<serde_json::Value> = messages
+        .iter()
+        .map(|m| serde_json::to_value(&m.headers).unwrap_or_default())
+        .collect();
+    let written = sqlx::query!(
+        r#"INSERT INTO outbox (event_id, topic, message_key, payload, headers)
+           SELECT event_id, topic, message_key, payload, headers
+           FROM unnest($1::uuid[], $2::text[], $3::text[], $4::bytea[], $5::jsonb[])
+                WITH ORDINALITY AS m(event_id, topic, message_key, payload, headers, position)
+           ORDER BY position
+           ON CONFLICT (event_id) DO NOTHING RETURNING id, event_id"#,
+        &ids,
+        &topics,
+        &keys as &[Option<String>],
+        &payloads,
+        &headers,
+    )
+    .fetch_all(conn)
+    .await?;
+    let mut written: std::collections::HashMap<Uuid, i64> = written
+        .into_iter()
+        .map(|row| (row.event_id, row.id))
+        .collect();
+    Ok(messages
+        .into_iter()
+        .filter_map(|message| {
+            written
+                .remove(&message.event_id)
+                .map(|id| OutboxRow { id, message })
+        })
+        .collect())
+}
+
+/// The outbox messages of `events`, in order.
+pub fn events(events: &[Event]) -> Vec<OutboxMessage> {
+    events.iter().map(OutboxMessage::event).collect()
 }
 
 /// An event this service emitted, as its read API shows it.

@@ -100,13 +100,10 @@ impl Readiness {
         self.state().relay_failing = None;
     }
 
-    pub fn relay_failed(&self, error: &str) {
-        let mut state = self.state();
-        let since = state
-            .relay_failing
-            .as_ref()
-            .map_or_else(Instant::now, |(since, _)| *since);
-        state.relay_failing = Some((since, error.to_owned()));
+    /// A row has not been published since `since`, because of `error` (the relay reports the
+    /// row failing the longest).
+    pub fn relay_failing(&self, since: Instant, error: &str) {
+        self.state().relay_failing = Some((since, error.to_owned()));
     }
 
     /// A task of the service ended before shutdown: the service is stopping with an error.
@@ -179,16 +176,16 @@ mod tests {
         readiness.polling();
         assert_eq!(readiness.problem(), None);
 
-        readiness.relay_failed("broker rejected a message");
+        readiness.relay_failing(Instant::now(), "broker rejected a message");
         assert_eq!(
             readiness.problem(),
             None,
             "a short relay failure is tolerated"
         );
-        readiness.state().relay_failing = Some((
+        readiness.relay_failing(
             Instant::now() - RELAY_FAILING_FOR - Duration::from_secs(1),
-            "broker rejected a message".to_owned(),
-        ));
+            "broker rejected a message",
+        );
         assert!(readiness.problem().unwrap().contains("outbox relay"));
         readiness.relay_succeeded();
         assert_eq!(readiness.problem(), None);

@@ -1,96 +1,334 @@
-//! The outbox relay: publishes unpublished outbox rows in `id` order and marks them published
-//! only after the broker acknowledged every one of them. A crash between the acknowledgement
-//! and the mark republishes the same bytes with the same `event_id`, which consumers ignore.
+//! The outbox relay: publishes outbox rows with an idempotent producer (`acks=all`) and marks
+//! them published only after the broker acknowledged them. A crash between the
+//! acknowledgement and the mark republishes the same bytes with the same `event_id`, which
+//! consumers ignore.
 //!
-//! Several instances of a service each run a relay; a transaction-scoped advisory lock lets one
-//! of them publish at a time, so rows reach the topics in `id` order, and so in order per key.
-//! Rows are also claimed with `FOR UPDATE SKIP LOCKED`.
+//! Rows reach it two ways:
+//! - **handed over** by the transaction that wrote them, right after its commit ([`Handoff`]):
+//!   no query, no polling, sent at once, pipelined (many sends awaiting their
+//!   acknowledgements at a time, no transaction held open meanwhile);
+//! - **swept** from the table, every [`SWEEP_EVERY`], when unpublished for more than
+//!   [`SWEEP_AFTER`]: rows of a process that crashed before publishing them, of a handover
+//!   that found the relay's queue full, or of a send that failed (broker down, a row it
+//!   rejected). So nothing written is ever left behind; a row may be published twice (its
+//!   handover and a sweep of another instance), never lost.
+//!
+//! Order per fare: a service writes a fare's next event only after consuming the one before
+//! it, which was published and acknowledged — so a fare's events reach their topics in order
+//! whichever instance publishes them, without a lock between relays. Rows of one transaction
+//! are sent in `id` order by one producer, which keeps per-partition order (idempotence,
+//! `max.in.flight` ≤ 5).
 
+use std::collections::{HashMap, HashSet};
 use std::future::Future;
-use std::time::Duration;
+use std::pin::Pin;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use events_schema::{Topic, TopicNames};
+use futures::stream::FuturesUnordered;
+use futures::StreamExt;
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use sqlx::PgPool;
+use tokio::sync::mpsc;
 
-use crate::commit_signal::CommitWatch;
 use crate::kafka;
+use crate::outbox::{OutboxMessage, OutboxRow};
 use crate::readiness::Readiness;
-use crate::retry::Backoff;
 
-/// How many rows one relay transaction publishes at most.
-pub const BATCH_SIZE: i64 = 500;
-/// How long the relay sleeps when nobody wakes it (a safety net for rows written by another
-/// process, e.g. after a restart).
-const IDLE_POLL: Duration = Duration::from_millis(200);
+/// How long a row stays unpublished before the sweep takes it.
+pub const SWEEP_AFTER: Duration = Duration::from_secs(2);
+/// How often the sweep looks.
+pub const SWEEP_EVERY: Duration = Duration::from_secs(1);
+/// How many rows one sweep takes at most.
+const SWEEP_BATCH: i64 = 1000;
+/// How often acknowledged rows are marked published (one statement for all of them).
+const MARK_EVERY: Duration = Duration::from_millis(100);
+/// How many handovers (a batch's rows each) may wait for the relay before new ones are left
+/// to the sweep: bounds the relay's memory when the broker is slow or away.
+const HANDOFF_QUEUE: usize = 64;
 /// How long the relay tries to publish what is left at shutdown.
 const FINAL_PUBLISH: Duration = Duration::from_secs(5);
 
-/// Publishes the outbox until `shutdown` completes, then publishes what is left once more and
-/// flushes the producer.
-pub async fn run_relay(
+/// The handing side: rows written by a transaction that just committed.
+#[derive(Debug, Clone)]
+pub struct Handoff(mpsc::Sender<Vec<OutboxRow>>);
+
+impl Handoff {
+    /// A handover and the relay's side of it.
+    pub fn channel() -> (Handoff, mpsc::Receiver<Vec<OutboxRow>>) {
+        let (sender, receiver) = mpsc::channel(HANDOFF_QUEUE);
+        (Handoff(sender), receiver)
+    }
+
+    /// Hands `rows` to the relay; when its queue is full they are left to the sweep.
+    pub fn send(&self, rows: Vec<OutboxRow>) {
+        if !rows.is_empty() && self.0.try_send(rows).is_err() {
+            tracing::debug!("relay queue full; the sweep publishes these rows");
+        }
+    }
+}
+
+type Delivery = Pin<Box<dyn Future<Output = (i64, Result<(), String>)> + Send>>;
+/// The statement marking rows published, under way: the relay goes on sending meanwhile.
+type Marking = Pin<Box<dyn Future<Output = (Vec<i64>, Result<(), sqlx::Error>)> + Send>>;
+
+/// The relay's state: what is on its way to the broker, what awaits its mark.
+struct Relay {
     pool: PgPool,
-    mut producer: FutureProducer,
+    producer: FutureProducer,
     bootstrap_servers: String,
     names: TopicNames,
-    mut committed: CommitWatch,
+    readiness: Readiness,
+    /// Ids sent and not acknowledged yet.
+    sending: HashSet<i64>,
+    deliveries: FuturesUnordered<Delivery>,
+    /// Ids acknowledged, to mark published.
+    acknowledged: Vec<i64>,
+    /// The ids being marked published now, by the statement under way.
+    marking: Option<Marking>,
+    /// Rows whose last send failed: since when, and why.
+    failing: HashMap<i64, (Instant, String)>,
+    /// When a failure was last logged (at most one line a second, however many rows fail).
+    last_warning: Option<Instant>,
+}
+
+/// Publishes until `shutdown` completes, then what is on its way, and flushes the producer.
+pub async fn run_relay(
+    pool: PgPool,
+    producer: FutureProducer,
+    bootstrap_servers: String,
+    names: TopicNames,
+    mut handoff: mpsc::Receiver<Vec<OutboxRow>>,
     readiness: Readiness,
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
+    let mut relay = Relay {
+        pool,
+        producer,
+        bootstrap_servers,
+        names,
+        readiness,
+        sending: HashSet::new(),
+        deliveries: FuturesUnordered::new(),
+        acknowledged: Vec::new(),
+        marking: None,
+        failing: HashMap::new(),
+        last_warning: None,
+    };
     tokio::pin!(shutdown);
-    let backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
-    let mut failures = 0;
+    let mut mark = tokio::time::interval(MARK_EVERY);
+    let mut sweep = tokio::time::interval(SWEEP_EVERY);
     loop {
-        match publish_batch(&pool, &producer, &names).await {
-            Ok(published) if published as i64 == BATCH_SIZE => {
-                failures = 0;
-                readiness.relay_succeeded();
-                continue;
+        tokio::select! {
+            biased;
+            () = &mut shutdown => break,
+            Some((id, delivered)) = relay.deliveries.next(), if !relay.deliveries.is_empty() => {
+                relay.delivered(id, delivered);
             }
-            Ok(_) => {
-                failures = 0;
-                readiness.relay_succeeded();
-                tokio::select! {
-                    _ = &mut shutdown => break,
-                    _ = committed.committed() => {}
-                    _ = tokio::time::sleep(IDLE_POLL) => {}
+            Some(rows) = handoff.recv() => {
+                for row in rows {
+                    relay.send(row);
                 }
             }
-            Err(error) => {
-                failures += 1;
-                readiness.relay_failed(&format!("{error:#}"));
-                if let Some(replacement) = replace_if_fatal(&producer, &bootstrap_servers) {
-                    producer = replacement;
-                }
-                tracing::warn!(
-                    error = format!("{error:#}"),
-                    failures,
-                    "outbox relay failed, retrying"
-                );
-                tokio::select! {
-                    _ = &mut shutdown => break,
-                    _ = backoff.sleep(failures) => {}
-                }
-            }
+            (ids, marked) = async { relay.marking.as_mut().expect("guarded").await },
+                if relay.marking.is_some() => relay.marked(ids, marked),
+            _ = mark.tick() => relay.mark_published(),
+            // Not while rows are being marked, so that it does not send them again.
+            _ = sweep.tick(), if relay.marking.is_none() => relay.sweep().await,
         }
     }
-    match tokio::time::timeout(FINAL_PUBLISH, publish_batch(&pool, &producer, &names)).await {
-        Ok(Ok(_)) => {}
-        Ok(Err(error)) => tracing::warn!(
-            error = format!("{error:#}"),
-            "final outbox publish failed; rows stay for the next start"
-        ),
-        Err(_) => tracing::warn!("final outbox publish timed out; rows stay for the next start"),
+    // What was handed over is sent; what is on its way is awaited for a while; what is left
+    // unpublished stays in the table for the next start.
+    while let Ok(rows) = handoff.try_recv() {
+        for row in rows {
+            relay.send(row);
+        }
+    }
+    let _ = tokio::time::timeout(FINAL_PUBLISH, async {
+        while let Some((id, delivered)) = relay.deliveries.next().await {
+            relay.delivered(id, delivered);
+        }
+    })
+    .await;
+    if let Some(marking) = relay.marking.take() {
+        let (ids, marked) = marking.await;
+        relay.marked(ids, marked);
+    }
+    relay.mark_published();
+    if let Some(marking) = relay.marking.take() {
+        let (ids, marked) = marking.await;
+        relay.marked(ids, marked);
     }
     // rdkafka's Drop purges queued messages: flush what is still in flight. A message lost
     // here is safe: its outbox row is not marked published.
+    let producer = relay.producer;
     tokio::task::spawn_blocking(move || producer.flush(FINAL_PUBLISH))
         .await
         .context("flush task panicked")?
         .context("flushing the producer at shutdown")?;
     Ok(())
+}
+
+impl Relay {
+    /// Enqueues `row` on the producer, unless it is on its way already.
+    fn send(&mut self, row: OutboxRow) {
+        if !self.sending.insert(row.id) {
+            return;
+        }
+        let OutboxRow { id, message } = row;
+        let topic = self.names.name(message.topic);
+        let headers = owned_headers(&message);
+        let mut record = FutureRecord::<str, [u8]>::to(&topic)
+            .payload(message.payload.as_slice())
+            .headers(headers);
+        if let Some(key) = &message.key {
+            record = record.key(key.as_str());
+        }
+        match self.producer.send_result(record) {
+            Ok(delivery) => self.deliveries.push(Box::pin(async move {
+                let delivered = match delivery.await {
+                    Ok(Ok(_)) => Ok(()),
+                    Ok(Err((error, _))) => Err(format!("the broker rejected it: {error}")),
+                    Err(_) => Err("the producer dropped it".to_owned()),
+                };
+                (id, delivered)
+            })),
+            Err((error, _)) => {
+                // The producer's queue is full (the broker is away): the sweep sends it later.
+                self.sending.remove(&id);
+                self.failed(id, format!("cannot enqueue it on the producer: {error}"));
+            }
+        }
+    }
+
+    fn delivered(&mut self, id: i64, delivered: Result<(), String>) {
+        self.sending.remove(&id);
+        match delivered {
+            Ok(()) => {
+                self.acknowledged.push(id);
+                if self.failing.remove(&id).is_some() {
+                    self.report();
+                }
+            }
+            Err(why) => {
+                if let Some(replacement) = replace_if_fatal(&self.producer, &self.bootstrap_servers)
+                {
+                    self.producer = replacement;
+                }
+                self.failed(id, why);
+            }
+        }
+    }
+
+    /// Row `id` could not be published now; the sweep tries again.
+    fn failed(&mut self, id: i64, why: String) {
+        if self
+            .last_warning
+            .is_none_or(|last| last.elapsed() >= Duration::from_secs(1))
+        {
+            self.last_warning = Some(Instant::now());
+            tracing::warn!(
+                outbox_id = id,
+                error = why,
+                failing = self.failing.len() + 1,
+                "outbox rows not published; the sweep retries them"
+            );
+        }
+        self.failing
+            .entry(id)
+            .and_modify(|(_, last)| *last = why.clone())
+            .or_insert((Instant::now(), why));
+        self.report();
+    }
+
+    /// Tells readiness about the row failing the longest, if any.
+    fn report(&self) {
+        match self.failing.iter().min_by_key(|(_, (since, _))| *since) {
+            Some((id, (since, why))) => self
+                .readiness
+                .relay_failing(*since, &format!("outbox row {id} not published: {why}")),
+            None => self.readiness.relay_succeeded(),
+        }
+    }
+
+    /// Starts marking the acknowledged rows published, in one statement, unless one is under
+    /// way: the relay does not wait for it (sends go on meanwhile).
+    fn mark_published(&mut self) {
+        if self.acknowledged.is_empty() || self.marking.is_some() {
+            return;
+        }
+        let ids = std::mem::take(&mut self.acknowledged);
+        let pool = self.pool.clone();
+        self.marking = Some(Box::pin(async move {
+            let marked = sqlx::query!(
+                "UPDATE outbox SET published_at = now() WHERE id = ANY($1)",
+                &ids
+            )
+            .execute(&pool)
+            .await
+            .map(|_| ());
+            (ids, marked)
+        }));
+    }
+
+    fn marked(&mut self, ids: Vec<i64>, marked: Result<(), sqlx::Error>) {
+        self.marking = None;
+        if let Err(error) = marked {
+            // Kept for the next tick; meanwhile the sweep may send them again (harmless).
+            tracing::warn!(%error, "cannot mark outbox rows published yet");
+            self.acknowledged.extend(ids);
+        }
+    }
+
+    /// Sends the rows unpublished for longer than [`SWEEP_AFTER`] that are not on their way.
+    async fn sweep(&mut self) {
+        let rows = sqlx::query!(
+            "SELECT id, event_id, topic, message_key, payload, headers FROM outbox \
+             WHERE published_at IS NULL AND created_at < now() - make_interval(secs => $1) \
+             ORDER BY id LIMIT $2",
+            SWEEP_AFTER.as_secs_f64(),
+            SWEEP_BATCH,
+        )
+        .fetch_all(&self.pool)
+        .await;
+        let rows = match rows {
+            Ok(rows) => rows,
+            Err(error) => {
+                tracing::warn!(%error, "outbox sweep failed; trying again");
+                return;
+            }
+        };
+        for row in rows {
+            let unacknowledged = !self.acknowledged.contains(&row.id);
+            let Some(topic) = Topic::from_base_name(&row.topic) else {
+                self.failed(row.id, format!("it names an unknown topic {}", row.topic));
+                continue;
+            };
+            if unacknowledged {
+                let headers = row
+                    .headers
+                    .as_object()
+                    .map(|map| {
+                        map.iter()
+                            .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_owned())))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                self.send(OutboxRow {
+                    id: row.id,
+                    message: OutboxMessage {
+                        event_id: row.event_id,
+                        topic,
+                        key: row.message_key,
+                        payload: row.payload,
+                        headers,
+                    },
+                });
+            }
+        }
+    }
 }
 
 /// An idempotent producer that hit a fatal error (e.g. its producer id was fenced after a
@@ -115,84 +353,13 @@ fn replace_if_fatal(producer: &FutureProducer, bootstrap_servers: &str) -> Optio
     }
 }
 
-/// Publishes up to [`BATCH_SIZE`] unpublished rows; returns how many were published.
-pub async fn publish_batch(
-    pool: &PgPool,
-    producer: &FutureProducer,
-    names: &TopicNames,
-) -> anyhow::Result<usize> {
-    let mut tx = pool.begin().await.context("outbox: begin")?;
-    // One relay per schema publishes at a time, whatever the number of service instances, so
-    // that rows keep their order per key on the topics.
-    let relay_lock = sqlx::query_scalar!(
-        r#"SELECT pg_try_advisory_xact_lock(hashtext('outbox-relay:' || current_schema())) AS "taken!""#
-    )
-    .fetch_one(&mut *tx)
-    .await
-    .context("outbox: relay lock")?;
-    if !relay_lock {
-        return Ok(0);
-    }
-    let rows = sqlx::query!(
-        "SELECT id, topic, message_key, payload, headers FROM outbox \
-         WHERE published_at IS NULL ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED",
-        BATCH_SIZE
-    )
-    .fetch_all(&mut *tx)
-    .await
-    .context("outbox: select unpublished rows")?;
-    if rows.is_empty() {
-        return Ok(0);
-    }
-    let mut deliveries = Vec::with_capacity(rows.len());
-    for row in &rows {
-        let (id, topic) = (row.id, &row.topic);
-        let topic_name = Topic::ALL
-            .into_iter()
-            .find(|known| known.base_name() == topic)
-            .map(|known| names.name(known))
-            .with_context(|| format!("outbox row {id} names an unknown topic {topic}"))?;
-        let headers = owned_headers(&row.headers);
-        let mut record = FutureRecord::<str, [u8]>::to(&topic_name)
-            .payload(row.payload.as_slice())
-            .headers(headers);
-        if let Some(key) = &row.message_key {
-            record = record.key(key.as_str());
-        }
-        let delivery = producer
-            .send_result(record)
-            .map_err(|(error, _)| error)
-            .with_context(|| format!("outbox: cannot enqueue row {id} to {topic_name}"))?;
-        deliveries.push(delivery);
-    }
-    for delivery in deliveries {
-        match delivery.await {
-            Ok(Ok(_)) => {}
-            Ok(Err((error, _))) => return Err(error).context("outbox: broker rejected a message"),
-            Err(_) => anyhow::bail!("outbox: the producer dropped a message"),
-        }
-    }
-    let ids: Vec<i64> = rows.iter().map(|row| row.id).collect();
-    sqlx::query!(
-        "UPDATE outbox SET published_at = now() WHERE id = ANY($1)",
-        &ids
-    )
-    .execute(&mut *tx)
-    .await
-    .context("outbox: mark published")?;
-    tx.commit().await.context("outbox: commit")?;
-    Ok(rows.len())
-}
-
-fn owned_headers(headers: &serde_json::Value) -> OwnedHeaders {
+fn owned_headers(message: &OutboxMessage) -> OwnedHeaders {
     let mut owned = OwnedHeaders::new();
-    if let Some(map) = headers.as_object() {
-        for (name, value) in map {
-            owned = owned.insert(Header {
-                key: name,
-                value: value.as_str(),
-            });
-        }
+    for (name, value) in &message.headers {
+        owned = owned.insert(Header {
+            key: name,
+            value: Some(value.as_str()),
+        });
     }
     owned
 }

@@ -28,12 +28,14 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
 use crate::commit_signal::CommitSignal;
-use crate::config::KafkaSettings;
-use crate::consumer::{run_consumer, Consuming, Handler};
+use crate::config::{KafkaSettings, Processing};
+use crate::consumer::{run_consumer, Consuming, Handler, Links};
 use crate::http::health_routes;
 use crate::kafka::GroupMembership;
+use crate::outbox::OutboxRow;
+use crate::pruner;
 use crate::readiness::Readiness;
-use crate::relay::run_relay;
+use crate::relay::{run_relay, Handoff};
 use crate::{database, kafka, read_api};
 
 /// How long a service may take to stop cleanly before it stops anyway. Nothing is lost
@@ -90,6 +92,8 @@ pub struct Service {
     consumer: StreamConsumer<GroupMembership>,
     readiness: Readiness,
     committed: CommitSignal,
+    handoff: (Handoff, mpsc::Receiver<Vec<OutboxRow>>),
+    processing: Processing,
     producer: FutureProducer,
     bootstrap_servers: String,
     listener: TcpListener,
@@ -104,10 +108,16 @@ impl Service {
         database_url: &str,
         migrator: &Migrator,
         kafka_settings: &KafkaSettings,
+        processing: &Processing,
         http_addr: SocketAddr,
     ) -> anyhow::Result<Service> {
-        let pool =
-            database::connect(database_url, identity.schema, Duration::from_secs(30)).await?;
+        let pool = database::connect(
+            database_url,
+            identity.schema,
+            processing.pool_size,
+            Duration::from_secs(30),
+        )
+        .await?;
         migrator
             .run(&pool)
             .await
@@ -146,6 +156,8 @@ impl Service {
             consumer,
             readiness,
             committed: CommitSignal::default(),
+            handoff: Handoff::channel(),
+            processing: processing.clone(),
             producer,
             bootstrap_servers: kafka_settings.bootstrap_servers.clone(),
             listener,
@@ -166,6 +178,11 @@ impl Service {
     /// what handlers wrote).
     pub fn commit_signal(&self) -> CommitSignal {
         self.committed.clone()
+    }
+
+    /// Hands rows a background task wrote to the outbox to the relay, after its commit.
+    pub fn handoff(&self) -> Handoff {
+        self.handoff.0.clone()
     }
 
     /// The signal the service's background [`Task`]s stop on.
@@ -192,7 +209,11 @@ impl Service {
             names: self.names.clone(),
             raw_topics: self.identity.raw_topics.clone(),
             dead_letters: self.identity.dead_letters,
+            max_in_flight: self.processing.max_in_flight,
+            max_batch: self.processing.max_batch,
+            workers: self.processing.workers,
         };
+        let (handoff, handed_over) = self.handoff;
         let consumer = supervise(
             "consumer",
             run_consumer(
@@ -200,14 +221,26 @@ impl Service {
                 self.pool.clone(),
                 handler,
                 consuming,
-                self.committed.clone(),
-                self.readiness.clone(),
+                Links {
+                    relay: handoff,
+                    committed: self.committed.clone(),
+                    readiness: self.readiness.clone(),
+                },
                 Stopping(consumer_stopped).wait(),
             ),
             &ended,
         );
+        let pruner = Task::new(
+            "pruner",
+            pruner::run(
+                self.pool.clone(),
+                self.processing.retention,
+                Stopping(self.background_stop.subscribe()).wait(),
+            ),
+        );
         let background: Vec<JoinHandle<()>> = tasks
             .into_iter()
+            .chain([pruner])
             .map(|task| supervise(task.name, task.future, &ended))
             .collect();
         let (relay_stop, relay_stopped) = watch::channel(false);
@@ -218,7 +251,7 @@ impl Service {
                 self.producer,
                 self.bootstrap_servers,
                 self.names,
-                self.committed.subscribe(),
+                handed_over,
                 self.readiness.clone(),
                 Stopping(relay_stopped).wait(),
             ),

@@ -135,6 +135,9 @@ pub struct EventFacts {
 #[derive(Debug, Clone)]
 pub struct EventMessage {
     pub envelope: Envelope,
+    /// The `event_type` header, when it names an event type: the services skip a message whose
+    /// header names a type they do not react to, without reading it.
+    pub event_type_header: Option<EventType>,
     /// The decoded event (also when it is unprocessable for another reason, e.g. its key).
     pub event: Option<EventFacts>,
 }
@@ -165,7 +168,17 @@ impl EventMessage {
                 }
             };
         }
-        EventMessage { envelope, event }
+        let event_type_header = message.headers().and_then(|headers| {
+            headers
+                .iter()
+                .find(|header| header.key == "event_type")
+                .and_then(|header| std::str::from_utf8(header.value?).ok()?.parse().ok())
+        });
+        EventMessage {
+            envelope,
+            event_type_header,
+            event,
+        }
     }
 
     /// The fare the message is about: the event's, else the Kafka key.

@@ -48,6 +48,10 @@ pub struct AuditArgs {
     /// violation of invariant 1 (e.g. 90s, 5m, 2h).
     #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = humantime::parse_duration)]
     pub stuck_after: Duration,
+    /// The services' `RETENTION`: their inbox rows older than this are pruned, so an event
+    /// consumed before that can no longer be shown processed and is not checked (invariant 5).
+    #[arg(long, env = "RETENTION", value_name = "DURATION", default_value = "7d", value_parser = humantime::parse_duration)]
+    pub retention: Duration,
     /// Also scan these log files for raw card numbers (invariant 7).
     #[arg(long, value_name = "FILE", num_args = 1..)]
     pub logs: Vec<PathBuf>,
@@ -98,6 +102,7 @@ pub async fn run(args: AuditArgs) -> anyhow::Result<()> {
         logs: &logs,
         now_ms,
         stuck_after: args.stuck_after,
+        retention: args.retention,
     });
     let mut not_checked = read_api_scan.not_checked;
     if args.logs.is_empty() {

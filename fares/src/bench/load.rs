@@ -18,7 +18,7 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::Message;
 use rdkafka::producer::FutureRecord;
 use tokio::time::Instant;
-use transactional_messaging::kafka::producer;
+use transactional_messaging::kafka::producer_config;
 
 use super::interrupt::Interrupt;
 use super::outcome::OutcomeKind;
@@ -120,7 +120,12 @@ impl Load<'_> {
         let partitions = self.kafka.require(Topic::FareOutcomes).await?;
         let ends = self.kafka.end_offsets(&outcomes_topic, partitions).await?;
         let reader = self.kafka.reader(&outcomes_topic, &Start::At(ends))?;
-        let producer = producer(self.kafka.bootstrap())?;
+        // The services' settings, but a request is retried for as long as a client would (a
+        // broker away for a minute or two, e.g. in a fault run), not given up after 30 s.
+        let producer: rdkafka::producer::FutureProducer = producer_config(self.kafka.bootstrap())
+            .set("message.timeout.ms", "300000")
+            .create()
+            .context("cannot create the Kafka producer")?;
         let prefix = fare_prefix(self.run);
 
         let mut deliveries = FuturesUnordered::new();

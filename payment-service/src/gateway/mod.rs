@@ -51,6 +51,46 @@ impl GatewayCall<'_> {
     }
 }
 
+/// A gateway call to make later, outside any transaction: the operation and everything it
+/// needs, owned.
+#[derive(Clone)]
+pub struct GatewayRequest {
+    pub operation: Operation,
+    pub fare_id: FareId,
+    pub customer_id: CustomerId,
+    pub amount_minor: i64,
+    pub currency: Currency,
+    /// Only for a pre-authorisation. Never logged.
+    pub payment_token: Option<String>,
+    pub reference: Option<String>,
+}
+
+impl GatewayRequest {
+    pub fn call(&self) -> GatewayCall<'_> {
+        GatewayCall {
+            fare_id: &self.fare_id,
+            customer_id: &self.customer_id,
+            amount_minor: self.amount_minor,
+            currency: self.currency,
+            payment_token: self.payment_token.as_deref(),
+            reference: self.reference.as_deref(),
+        }
+    }
+}
+
+/// Hand-written so that logging a request never prints its payment token.
+impl std::fmt::Debug for GatewayRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GatewayRequest")
+            .field("operation", &self.operation)
+            .field("fare_id", &self.fare_id)
+            .field("amount_minor", &self.amount_minor)
+            .field("currency", &self.currency)
+            .field("reference", &self.reference)
+            .finish_non_exhaustive()
+    }
+}
+
 /// How a gateway call failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum GatewayError {

@@ -2,13 +2,22 @@
 //! customer id (SPEC §5), injects transient faults at a configured rate, and keeps its own
 //! records (table `gateway_operations`) outside the service's transactions, as a real gateway
 //! would: a completed operation is remembered by its idempotency key and a repeated call gets
-//! the same answer.
+//! the same answer. A refused release or refund is not remembered: the next attempt is
+//! decided again.
+//!
+//! Like a real gateway's, its answer is durable before it is given. Calls made at the same time
+//! are decided and recorded together, in one statement (group commit): the simulator's book
+//! keeping costs one round trip per handful of calls, not three per call.
 
 use std::time::Duration;
 
 use events_schema::FailureMarker;
 use rand::Rng;
 use sqlx::PgPool;
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use tokio::sync::{mpsc, oneshot, Mutex};
 use uuid::Uuid;
 
 use super::{GatewayCall, GatewayError, Operation, PaymentGateway};
@@ -24,18 +33,42 @@ pub struct FaultInjection {
     pub slow: Duration,
 }
 
+/// Calls recorded together at most.
+const RECORD_BATCH: usize = 500;
+/// Batches recorded at once (each a statement and a commit of its own).
+const RECORDERS: usize = 4;
+
 #[derive(Debug, Clone)]
 pub struct GatewaySimulator {
-    pool: PgPool,
     faults: FaultInjection,
+    records: mpsc::UnboundedSender<Pending>,
 }
 
-/// An operation's recorded answer.
-type Recorded = (bool, Option<String>, Option<String>);
+/// An operation's answer: approved with a reference, or declined with a reason.
+type Recorded = Result<String, String>;
+
+/// A call waiting to be decided and recorded.
+struct Pending {
+    key: String,
+    fare_id: String,
+    operation: Operation,
+    /// The failure marker's decline, decided before the database is asked.
+    marker_decline: Option<&'static str>,
+    amount_minor: i64,
+    currency: String,
+    reply: oneshot::Sender<Result<Recorded, String>>,
+}
 
 impl GatewaySimulator {
+    /// A simulator keeping its records through `pool`; its recorder runs until the simulator
+    /// is dropped.
     pub fn new(pool: PgPool, faults: FaultInjection) -> Self {
-        GatewaySimulator { pool, faults }
+        let (records, pending) = mpsc::unbounded_channel();
+        let pending = Arc::new(Mutex::new(pending));
+        for _ in 0..RECORDERS {
+            tokio::spawn(record_calls(pool.clone(), pending.clone()));
+        }
+        GatewaySimulator { faults, records }
     }
 
     async fn call(
@@ -43,8 +76,9 @@ impl GatewaySimulator {
         operation: Operation,
         call: &GatewayCall<'_>,
     ) -> Result<String, GatewayError> {
+        let marker = call.customer_id.failure_marker();
         let mut latency = self.faults.latency;
-        if operation == Operation::PreAuthorise && call.customer_id.failure_marker().is_slow() {
+        if operation == Operation::PreAuthorise && marker.is_slow() {
             latency += self.faults.slow;
         }
         if !latency.is_zero() {
@@ -55,149 +89,240 @@ impl GatewaySimulator {
                 "simulated 503 before the gateway processed the call".to_owned(),
             ));
         }
-        let key = call.idempotency_key(operation);
-        let answer = match self.recorded(&key).await? {
-            Some(recorded) => recorded,
-            None => {
-                let (approved, reason) = self.decide(operation, call).await?;
-                if !approved && matches!(operation, Operation::Release | Operation::Refund) {
-                    // A refused compensation is not final: it is not remembered, the next
-                    // attempt is decided again.
-                    return Err(GatewayError::Declined(reason.unwrap_or_default()));
-                }
-                self.record(&key, operation, call, approved, reason).await?
-            }
+        let (reply, answer) = oneshot::channel();
+        let pending = Pending {
+            key: call.idempotency_key(operation),
+            fare_id: call.fare_id.as_str().to_owned(),
+            operation,
+            marker_decline: marker_decline(operation, marker),
+            amount_minor: call.amount_minor,
+            currency: call.currency.as_str().to_owned(),
+            reply,
         };
+        self.records
+            .send(pending)
+            .map_err(|_| GatewayError::Transient("gateway recorder stopped".to_owned()))?;
+        let recorded = answer
+            .await
+            .map_err(|_| GatewayError::Transient("gateway recorder stopped".to_owned()))?
+            .map_err(|error| GatewayError::Transient(format!("gateway unavailable: {error}")))?;
         if self.inject_fault() {
             return Err(GatewayError::Transient(
                 "simulated timeout after the gateway processed the call".to_owned(),
             ));
         }
-        match answer {
-            (true, Some(reference), _) => Ok(reference),
-            (_, _, reason) => Err(GatewayError::Declined(
-                reason.unwrap_or_else(|| "declined".to_owned()),
-            )),
-        }
+        recorded.map_err(GatewayError::Declined)
     }
 
     fn inject_fault(&self) -> bool {
         self.faults.rate > 0.0 && rand::rng().random_bool(self.faults.rate.min(1.0))
     }
+}
 
-    /// Approve or decline: the customer id's failure marker, then the gateway's own rules
-    /// (a capture needs a live authorisation, a refund a capture).
-    async fn decide(
-        &self,
-        operation: Operation,
-        call: &GatewayCall<'_>,
-    ) -> Result<(bool, Option<String>), GatewayError> {
-        let marker = call.customer_id.failure_marker();
-        let declined = |reason: &str| Ok((false, Some(reason.to_owned())));
-        match operation {
-            Operation::PreAuthorise if marker == FailureMarker::FailAuth => {
-                declined("card declined by the issuer")
-            }
-            Operation::Capture if marker.fails_charge() => {
-                declined("capture declined by the issuer")
-            }
-            Operation::Release if marker.fails_release() => {
-                declined("release refused by the issuer")
-            }
-            Operation::Refund if marker.fails_refund() => {
-                declined("refund refused by the acquirer")
-            }
-            Operation::Capture | Operation::Release
-                if !self
-                    .approved(call.fare_id.as_str(), Operation::PreAuthorise)
-                    .await? =>
-            {
-                declined("no such authorisation")
-            }
-            Operation::Capture
-                if self
-                    .approved(call.fare_id.as_str(), Operation::Release)
-                    .await? =>
-            {
-                declined("the authorisation was released")
-            }
-            Operation::Refund
-                if !self
-                    .approved(call.fare_id.as_str(), Operation::Capture)
-                    .await? =>
-            {
-                declined("no such charge")
-            }
-            _ => Ok((true, None)),
-        }
-    }
-
-    async fn approved(&self, fare_id: &str, operation: Operation) -> Result<bool, GatewayError> {
-        sqlx::query_scalar!(
-            r#"SELECT EXISTS (SELECT 1 FROM gateway_operations
-               WHERE fare_id = $1 AND operation = $2 AND approved) AS "approved!""#,
-            fare_id,
-            operation.as_str()
-        )
-        .fetch_one(&self.pool)
-        .await
-        .map_err(unavailable)
-    }
-
-    async fn recorded(&self, key: &str) -> Result<Option<Recorded>, GatewayError> {
-        let row = sqlx::query!(
-            "SELECT approved, reference, decline_reason FROM gateway_operations \
-             WHERE idempotency_key = $1",
-            key
-        )
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(unavailable)?;
-        Ok(row.map(|row| (row.approved, row.reference, row.decline_reason)))
-    }
-
-    /// Records the answer unless a concurrent call recorded one first; returns the one kept.
-    async fn record(
-        &self,
-        key: &str,
-        operation: Operation,
-        call: &GatewayCall<'_>,
-        approved: bool,
-        reason: Option<String>,
-    ) -> Result<Recorded, GatewayError> {
-        let reference = approved.then(|| {
-            let prefix = match operation {
-                Operation::PreAuthorise => "auth",
-                Operation::Capture => "ch",
-                Operation::Release => "rel",
-                Operation::Refund => "re",
-            };
-            format!("{prefix}_{}", Uuid::new_v4().simple())
-        });
-        sqlx::query!(
-            "INSERT INTO gateway_operations \
-             (idempotency_key, fare_id, operation, approved, reference, decline_reason, amount_minor, currency) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (idempotency_key) DO NOTHING",
-            key,
-            call.fare_id.as_str(),
-            operation.as_str(),
-            approved,
-            reference.as_deref(),
-            reason.as_deref(),
-            call.amount_minor,
-            call.currency.as_str(),
-        )
-        .execute(&self.pool)
-        .await
-        .map_err(unavailable)?;
-        self.recorded(key)
-            .await?
-            .ok_or_else(|| GatewayError::Transient("gateway lost an operation".to_owned()))
+/// The decline a customer's failure marker forces on `operation`, if any (SPEC §5).
+fn marker_decline(operation: Operation, marker: FailureMarker) -> Option<&'static str> {
+    match operation {
+        Operation::PreAuthorise if marker.fails_auth() => Some("card declined by the issuer"),
+        Operation::Capture if marker.fails_charge() => Some("capture declined by the issuer"),
+        Operation::Release if marker.fails_release() => Some("release refused by the issuer"),
+        Operation::Refund if marker.fails_refund() => Some("refund refused by the acquirer"),
+        _ => None,
     }
 }
 
-fn unavailable(error: sqlx::Error) -> GatewayError {
-    GatewayError::Transient(format!("gateway unavailable: {error}"))
+/// Decides and records the waiting calls, a batch at a time, until the simulator is gone.
+async fn record_calls(pool: PgPool, pending: Arc<Mutex<mpsc::UnboundedReceiver<Pending>>>) {
+    loop {
+        let batch = {
+            let mut pending = pending.lock().await;
+            let Some(first) = pending.recv().await else {
+                return;
+            };
+            let mut batch = vec![first];
+            while batch.len() < RECORD_BATCH {
+                match pending.try_recv() {
+                    Ok(next) => batch.push(next),
+                    Err(_) => break,
+                }
+            }
+            batch
+        };
+        match decide_and_record(&pool, &batch).await {
+            Ok(mut answers) => {
+                for call in batch {
+                    let answer = answers
+                        .remove(&call.key)
+                        .ok_or_else(|| "the gateway lost an operation".to_owned());
+                    let _ = call.reply.send(answer);
+                }
+            }
+            Err(error) => {
+                for call in batch {
+                    let _ = call.reply.send(Err(error.to_string()));
+                }
+            }
+        }
+    }
+}
+
+/// An operation on the gateway's record.
+struct Known {
+    idempotency_key: String,
+    fare_id: String,
+    operation: String,
+    approved: bool,
+    reference: Option<String>,
+    decline_reason: Option<String>,
+}
+
+impl Known {
+    /// Its key and the answer a call with that key gets.
+    fn answer(self) -> (String, Recorded) {
+        let record = Record {
+            approved: self.approved,
+            reference: self.reference,
+            decline_reason: self.decline_reason,
+        };
+        (self.idempotency_key, record.answer())
+    }
+}
+
+/// What the gateway decides (and records) of one operation.
+struct Record {
+    approved: bool,
+    reference: Option<String>,
+    decline_reason: Option<String>,
+}
+
+impl Record {
+    fn answer(self) -> Recorded {
+        match (self.approved, self.reference) {
+            (true, Some(reference)) => Ok(reference),
+            _ => Err(self.decline_reason.unwrap_or_else(|| "declined".to_owned())),
+        }
+    }
+}
+
+/// Each call's answer: the one recorded before under its key, or a new decision, recorded
+/// unless it is a refused compensation — in two statements for the whole batch (what the
+/// gateway knows of the batch's fares; what it records now), plus one to read back an answer
+/// a concurrent call recorded first. The gateway's own rules: a capture or release needs an
+/// approved pre-authorisation, a capture one that was not released, a refund an approved
+/// capture.
+async fn decide_and_record(
+    pool: &PgPool,
+    batch: &[Pending],
+) -> sqlx::Result<HashMap<String, Recorded>> {
+    let fares: Vec<String> = batch.iter().map(|c| c.fare_id.clone()).collect();
+    let known = sqlx::query_as!(
+        Known,
+        "SELECT idempotency_key, fare_id, operation, approved, reference, decline_reason \
+         FROM gateway_operations WHERE fare_id = ANY($1)",
+        &fares
+    )
+    .fetch_all(pool)
+    .await?;
+    let approved: HashSet<(String, String)> = known
+        .iter()
+        .filter(|op| op.approved)
+        .map(|op| (op.fare_id.clone(), op.operation.clone()))
+        .collect();
+    let mut answers: HashMap<String, Recorded> = known.into_iter().map(Known::answer).collect();
+    let mut new: Vec<(&Pending, Record)> = Vec::new();
+    for call in batch {
+        if answers.contains_key(&call.key) || new.iter().any(|(c, _)| c.key == call.key) {
+            continue;
+        }
+        let has = |operation: Operation| {
+            approved.contains(&(call.fare_id.clone(), operation.as_str().to_owned()))
+        };
+        let decline = call.marker_decline.or(match call.operation {
+            Operation::Capture | Operation::Release if !has(Operation::PreAuthorise) => {
+                Some("no such authorisation")
+            }
+            Operation::Capture if has(Operation::Release) => Some("the authorisation was released"),
+            Operation::Refund if !has(Operation::Capture) => Some("no such charge"),
+            _ => None,
+        });
+        let record = Record {
+            approved: decline.is_none(),
+            reference: decline.is_none().then(|| reference(call.operation)),
+            decline_reason: decline.map(str::to_owned),
+        };
+        new.push((call, record));
+    }
+    // A refused compensation is not remembered: the next attempt is decided again.
+    let (refused, to_record): (Vec<_>, Vec<_>) = new.into_iter().partition(|(call, record)| {
+        !record.approved && matches!(call.operation, Operation::Release | Operation::Refund)
+    });
+    for (call, record) in refused {
+        answers.insert(call.key.clone(), record.answer());
+    }
+    if !to_record.is_empty() {
+        let column = |f: &dyn Fn(&Pending, &Record) -> String| {
+            to_record.iter().map(|(c, r)| f(c, r)).collect::<Vec<_>>()
+        };
+        let keys = column(&|c, _| c.key.clone());
+        let approvals: Vec<bool> = to_record.iter().map(|(_, r)| r.approved).collect();
+        let references: Vec<Option<String>> =
+            to_record.iter().map(|(_, r)| r.reference.clone()).collect();
+        let reasons: Vec<Option<String>> = to_record
+            .iter()
+            .map(|(_, r)| r.decline_reason.clone())
+            .collect();
+        let amounts: Vec<i64> = to_record.iter().map(|(c, _)| c.amount_minor).collect();
+        let recorded: HashSet<String> = sqlx::query_scalar!(
+            "INSERT INTO gateway_operations (idempotency_key, fare_id, operation, approved, \
+             reference, decline_reason, amount_minor, currency) \
+             SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bool[], $5::text[], \
+             $6::text[], $7::bigint[], $8::text[]) \
+             ON CONFLICT (idempotency_key) DO NOTHING RETURNING idempotency_key",
+            &keys,
+            &column(&|c, _| c.fare_id.clone()),
+            &column(&|c, _| c.operation.as_str().to_owned()),
+            &approvals,
+            &references as &[Option<String>],
+            &reasons as &[Option<String>],
+            &amounts,
+            &column(&|c, _| c.currency.clone()),
+        )
+        .fetch_all(pool)
+        .await?
+        .into_iter()
+        .collect();
+        let mut raced = Vec::new();
+        for (call, record) in to_record {
+            if recorded.contains(&call.key) {
+                answers.insert(call.key.clone(), record.answer());
+            } else {
+                raced.push(call.key.clone());
+            }
+        }
+        if !raced.is_empty() {
+            // A concurrent call (another instance) recorded these first: theirs is the answer.
+            let first = sqlx::query_as!(
+                Known,
+                "SELECT idempotency_key, fare_id, operation, approved, reference, decline_reason \
+                 FROM gateway_operations WHERE idempotency_key = ANY($1)",
+                &raced
+            )
+            .fetch_all(pool)
+            .await?;
+            answers.extend(first.into_iter().map(Known::answer));
+        }
+    }
+    Ok(answers)
+}
+
+/// A new reference for an approved operation, e.g. `ch_…` for a capture.
+fn reference(operation: Operation) -> String {
+    let prefix = match operation {
+        Operation::PreAuthorise => "auth",
+        Operation::Capture => "ch",
+        Operation::Release => "rel",
+        Operation::Refund => "re",
+    };
+    format!("{prefix}_{}", Uuid::new_v4().simple())
 }
 
 impl PaymentGateway for GatewaySimulator {

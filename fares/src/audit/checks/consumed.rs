@@ -5,13 +5,16 @@
 //!   fingerprint. (A known fare with another fingerprint is invariant 6's.)
 //! - An event the service reacts to (SPEC §4, `choreography::reacts`) was processed when the
 //!   service's inbox has its `event_id` for the same fare and content (fingerprint).
-//! - An event the service does not react to needs nothing.
+//! - An event the service does not react to needs nothing; nor does a message whose
+//!   `event_type` header names such a type (the services skip it unread, as the header says).
 //! - A message no service can process (empty, oversized, not an event, keyed by another fare)
 //!   needs a dead letter.
 //!
 //! A dead letter counts when it names the message's exact position and holds its bytes (card
 //! numbers masked), on the DLQ topic or still in the outbox. Dead letters naming positions no
-//! longer kept (retention) are fine.
+//! longer kept (retention) are fine. So is an event consumed longer ago than the services'
+//! `RETENTION` (`--retention`): its inbox row may have been pruned, and nothing else shows it
+//! was processed.
 
 use events_schema::choreography::{self, Service};
 use events_schema::Topic;
@@ -99,6 +102,12 @@ fn unprocessed(
     service: Service,
     message: &EventMessage,
 ) -> Option<String> {
+    if message
+        .event_type_header
+        .is_some_and(|event_type| !choreography::reacts(service, event_type))
+    {
+        return None;
+    }
     if let Some(reason) = &message.envelope.unprocessable {
         return Some(format!("an unprocessable message ({})", shown(reason)));
     }
@@ -116,5 +125,8 @@ fn unprocessed(
                 && row.event_type == event.event_type.as_str()
                 && row.fingerprint.is_none_or(|f| f == event.fingerprint)
         });
-    (!recorded).then(|| format!("{} {}", event.event_type, event.event_id))
+    let pruned = message.envelope.timestamp_ms.is_some_and(|timestamp| {
+        timestamp < evidence.now_ms - evidence.retention.as_millis() as i64
+    });
+    (!recorded && !pruned).then(|| format!("{} {}", event.event_type, event.event_id))
 }

@@ -47,6 +47,8 @@ pub struct Evidence<'a> {
     pub now_ms: i64,
     /// A fare without an outcome idle this long is stuck.
     pub stuck_after: Duration,
+    /// The services' inbox rows older than this are pruned.
+    pub retention: Duration,
 }
 
 /// A breach of one of SPEC §6's invariants.

@@ -15,6 +15,7 @@ struct World {
     committed: Committed,
     state: State,
     names: TopicNames,
+    retention: Duration,
 }
 
 impl World {
@@ -27,6 +28,7 @@ impl World {
                 ..State::default()
             },
             names: TopicNames::new(".t"),
+            retention: Duration::from_secs(7 * 24 * 3600),
         }
     }
 
@@ -41,6 +43,7 @@ impl World {
             logs: &[],
             now_ms: NOW_MS,
             stuck_after: Duration::from_secs(300),
+            retention: self.retention,
         })
     }
 
@@ -90,6 +93,7 @@ impl World {
             topic,
             EventMessage {
                 envelope: envelope(offset, b"{}", NOW_MS - 3_600_000, false),
+                event_type_header: Some(event_type),
                 event: Some(EventFacts {
                     event_id: Uuid::new_v4(),
                     event_type,
@@ -313,6 +317,36 @@ fn a_consumed_message_needs_its_effect_or_its_dead_letter() {
             "{missing}: {fives:?}"
         );
     }
+}
+
+#[test]
+fn an_event_consumed_before_the_retention_window_is_not_checked_against_the_pruned_inbox() {
+    let mut world = World::new();
+    world.fare("wr_1", "collected", 100);
+    world.request(Some("wr_1"), 0, b"ok", 3_600_000);
+    world.consumed(Service::Payment, Topic::FareRequests, 1);
+    // An hour old, its inbox row gone.
+    world.event(Topic::PaymentEvents, "wr_1", EventType::PreAuthorised, 0);
+    world.consumed(Service::Payment, Topic::PaymentEvents, 1);
+    let fives = |world: &World| {
+        world
+            .findings()
+            .violations
+            .iter()
+            .filter(|v| v.invariant == 5)
+            .count()
+    };
+    assert_eq!(
+        fives(&world),
+        1,
+        "within the window, a missing inbox row is a violation"
+    );
+    world.retention = Duration::from_secs(1800);
+    assert_eq!(
+        fives(&world),
+        0,
+        "past the window, the row may have been pruned"
+    );
 }
 
 #[test]

@@ -1,0 +1,100 @@
+//! What one batch of messages does to the payment-service's state, gathered by the steps and
+//! written at the end in a few statements: the fares registered, the fares changed, the
+//! compensations started, the requests recorded in the inbox, the events emitted.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use events_schema::Event;
+use sqlx::PgConnection;
+use transactional_messaging::inbox::{self, InboxRecord};
+use transactional_messaging::{HandleError, OutboxMessage};
+
+use crate::fare::{self, Fare};
+
+pub struct Batch<'a> {
+    /// The batch's fares that exist, locked; a step takes its fare out and gives it back.
+    fares: HashMap<String, Fare>,
+    registered: Vec<Fare>,
+    changed: Vec<Fare>,
+    compensations: Vec<String>,
+    inbox: Vec<InboxRecord>,
+    outbox: &'a mut Vec<OutboxMessage>,
+}
+
+impl<'a> Batch<'a> {
+    /// Locks the fares `ids` (those that exist) for the batch.
+    pub async fn lock(
+        conn: &mut PgConnection,
+        ids: &[String],
+        outbox: &'a mut Vec<OutboxMessage>,
+    ) -> Result<Batch<'a>, HandleError> {
+        Ok(Batch::of(fare::lock_many(conn, ids).await?, outbox))
+    }
+
+    /// A batch over `fares` (the ones that exist), writing its events to `outbox`.
+    pub fn of(fares: HashMap<String, Fare>, outbox: &'a mut Vec<OutboxMessage>) -> Batch<'a> {
+        Batch {
+            fares,
+            registered: Vec::new(),
+            changed: Vec::new(),
+            compensations: Vec::new(),
+            inbox: Vec::new(),
+            outbox,
+        }
+    }
+
+    /// The fares registered and changed so far (for tests).
+    #[cfg(test)]
+    pub fn written(&self) -> (&[Fare], &[Fare], &[InboxRecord]) {
+        (&self.registered, &self.changed, &self.inbox)
+    }
+
+    /// The fare, for a step to change and give back with [`Batch::save`].
+    pub fn take(&mut self, fare_id: &str) -> Option<Fare> {
+        self.fares.remove(fare_id)
+    }
+
+    /// A fare registered by this batch.
+    pub fn register(&mut self, fare: Fare) {
+        self.registered.push(fare);
+    }
+
+    /// A fare changed by this batch.
+    pub fn save(&mut self, fare: Fare) {
+        self.changed.push(fare);
+    }
+
+    /// A fare whose compensation starts: due now, given up after the budget.
+    pub fn start_compensation(&mut self, fare: Fare) {
+        self.compensations.push(fare.fare_id.as_str().to_owned());
+        self.changed.push(fare);
+    }
+
+    /// A request acted on, for the inbox.
+    pub fn record(&mut self, record: InboxRecord) {
+        self.inbox.push(record);
+    }
+
+    pub fn emit(&mut self, event: &Event) {
+        self.outbox.push(OutboxMessage::event(event));
+    }
+
+    /// A message other than an event (a dead letter).
+    pub fn send(&mut self, message: OutboxMessage) {
+        self.outbox.push(message);
+    }
+
+    /// Writes what the batch did, in the caller's transaction.
+    pub async fn write(
+        self,
+        conn: &mut PgConnection,
+        compensation_budget: Duration,
+    ) -> Result<(), HandleError> {
+        fare::insert_many(&mut *conn, &self.registered).await?;
+        fare::save_many(&mut *conn, &self.changed).await?;
+        fare::start_compensations(&mut *conn, &self.compensations, compensation_budget).await?;
+        inbox::record_many(conn, &self.inbox).await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,392 @@
+//! Batch workers: a few ready messages of distinct fares, processed in one transaction — the
+//! inbox check, the handler, the inbox records, the dead letters, the outbox — then handed on:
+//! done (to the dispatcher), or waiting for a call made outside any transaction.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use events_schema::Event;
+use sqlx::{PgConnection, PgPool};
+use tokio::sync::{mpsc, Mutex};
+use uuid::Uuid;
+
+use super::{Consumed, Consuming, Disposition, HandleError, Handler, Input, Progress};
+use crate::commit_signal::CommitSignal;
+use crate::dead_letter;
+use crate::inbox::{self, Delivery, InboxRecord, Incoming};
+use crate::outbox::{self, OutboxMessage};
+use crate::relay::Handoff;
+use crate::retry::Backoff;
+
+/// A message on its way through the service.
+#[derive(Debug)]
+pub struct Work<C, A> {
+    pub message: Consumed,
+    /// The fare whose queue it is in.
+    pub fare: String,
+    pub what: What<C, A>,
+}
+
+/// What is left to do with it.
+#[derive(Debug)]
+pub enum What<C, A> {
+    /// Write its dead letter, with this reason.
+    DeadLetter(String),
+    /// Give it to the handler as received.
+    Raw,
+    /// Check the inbox, then give it to the handler.
+    Event(Box<Event>),
+    /// Give the handler the answer to the call it asked for.
+    Answered {
+        event: Option<Box<Event>>,
+        call: C,
+        answer: A,
+    },
+}
+
+/// A message is done: the dispatcher releases its fare and its offset.
+#[derive(Debug)]
+pub struct Completion {
+    pub topic: String,
+    pub partition: i32,
+    pub offset: i64,
+    pub fare: String,
+    pub disposition: Disposition,
+}
+
+/// What one worker needs; cloned for each.
+pub struct Worker<H: Handler> {
+    pub pool: PgPool,
+    pub handler: Arc<H>,
+    pub consuming: Consuming,
+    pub relay: Handoff,
+    pub committed: CommitSignal,
+    pub ready: mpsc::UnboundedSender<Work<H::Call, H::Answer>>,
+    pub done: mpsc::UnboundedSender<Completion>,
+}
+
+impl<H: Handler> Clone for Worker<H> {
+    fn clone(&self) -> Self {
+        Worker {
+            pool: self.pool.clone(),
+            handler: self.handler.clone(),
+            consuming: self.consuming.clone(),
+            relay: self.relay.clone(),
+            committed: self.committed.clone(),
+            ready: self.ready.clone(),
+            done: self.done.clone(),
+        }
+    }
+}
+
+type Queue<H> =
+    Arc<Mutex<mpsc::UnboundedReceiver<Work<<H as Handler>::Call, <H as Handler>::Answer>>>>;
+
+/// Takes batches off the ready queue until it closes.
+pub async fn run_worker<H: Handler>(worker: Worker<H>, queue: Queue<H>) {
+    loop {
+        let batch = {
+            let mut queue = queue.lock().await;
+            let Some(first) = queue.recv().await else {
+                return;
+            };
+            let mut batch = vec![first];
+            while batch.len() < worker.consuming.max_batch {
+                match queue.try_recv() {
+                    Ok(work) => batch.push(work),
+                    Err(_) => break,
+                }
+            }
+            batch
+        };
+        worker.process(batch).await;
+    }
+}
+
+/// A batch's outcome once committed.
+struct Committed<C> {
+    progress: Vec<Progress<C>>,
+    rows: Vec<outbox::OutboxRow>,
+}
+
+impl<H: Handler> Worker<H> {
+    /// Processes `batch` until its outcome is committed: retries retryable failures with capped
+    /// backoff; on a permanent failure, processes its messages one by one, and dead-letters the
+    /// one that fails on its own.
+    async fn process(&self, batch: Vec<Work<H::Call, H::Answer>>) {
+        let backoff = Backoff::new(Duration::from_millis(50), Duration::from_secs(5));
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let started = std::time::Instant::now();
+            match self.transact(&batch).await {
+                Ok(committed) => {
+                    tracing::debug!(
+                        size = batch.len(),
+                        ms = started.elapsed().as_millis() as u64,
+                        "batch committed"
+                    );
+                    return self.hand_on(batch, committed);
+                }
+                Err(HandleError::Permanent(reason)) if batch.len() > 1 => {
+                    tracing::warn!(
+                        size = batch.len(),
+                        reason,
+                        "a batch failed for good; processing its messages one by one"
+                    );
+                    for work in batch {
+                        Box::pin(self.process(vec![work])).await;
+                    }
+                    return;
+                }
+                Err(HandleError::Permanent(reason)) => {
+                    let work = batch.into_iter().next().expect("a batch of one");
+                    return self.dead_letter_alone(work, &reason).await;
+                }
+                Err(HandleError::Retryable(error)) => {
+                    tracing::warn!(
+                        size = batch.len(),
+                        attempt,
+                        error = format!("{error:#}"),
+                        "batch failed, retrying"
+                    );
+                    backoff.sleep(attempt).await;
+                }
+            }
+        }
+    }
+
+    /// The batch's transaction.
+    async fn transact(
+        &self,
+        batch: &[Work<H::Call, H::Answer>],
+    ) -> Result<Committed<H::Call>, HandleError> {
+        let mut tx = self.pool.begin().await?;
+        let mut progress: Vec<Option<Progress<H::Call>>> = (0..batch.len()).map(|_| None).collect();
+        let mut first_deliveries = vec![false; batch.len()];
+        self.check_inbox(&mut tx, batch, &mut progress, &mut first_deliveries)
+            .await?;
+
+        let mut inputs = Vec::new();
+        let mut positions = Vec::new();
+        for (i, work) in batch.iter().enumerate() {
+            let input = match &work.what {
+                What::Raw => Input::Raw(&work.message),
+                What::Event(event) if first_deliveries[i] => Input::Event(&work.message, event),
+                What::Answered {
+                    event,
+                    call,
+                    answer,
+                } => Input::Answer {
+                    message: &work.message,
+                    event: event.as_deref(),
+                    call,
+                    answer,
+                },
+                What::Event(_) | What::DeadLetter(_) => continue,
+            };
+            inputs.push(input);
+            positions.push(i);
+        }
+        let mut outgoing = Vec::new();
+        if !inputs.is_empty() {
+            let handled = self.handler.handle(&mut tx, &inputs, &mut outgoing).await?;
+            if handled.len() != inputs.len() {
+                return Err(HandleError::Permanent(format!(
+                    "the handler answered {} of {} messages",
+                    handled.len(),
+                    inputs.len()
+                )));
+            }
+            for (position, handled) in positions.into_iter().zip(handled) {
+                progress[position] = Some(handled);
+            }
+        }
+        drop(inputs);
+        let progress: Vec<Progress<H::Call>> = progress
+            .into_iter()
+            .zip(batch)
+            .map(|(progress, work)| match (progress, &work.what) {
+                (Some(progress), _) => progress,
+                (None, What::DeadLetter(reason)) => {
+                    Progress::Done(Disposition::DeadLettered(reason.clone()))
+                }
+                (None, _) => Progress::Done(Disposition::Ignored),
+            })
+            .collect();
+
+        for (work, progress) in batch.iter().zip(&progress) {
+            if let Progress::Done(Disposition::DeadLettered(reason)) = progress {
+                outgoing.push(self.dead_letter(&work.message, reason));
+            }
+        }
+        let records: Vec<InboxRecord> = batch
+            .iter()
+            .zip(&progress)
+            .zip(&first_deliveries)
+            .filter_map(|((work, progress), first)| inbox_record(work, progress, *first))
+            .collect();
+        inbox::record_many(&mut tx, &records).await?;
+        let rows = outbox::enqueue_many(&mut tx, outgoing).await?;
+        tx.commit().await?;
+        Ok(Committed { progress, rows })
+    }
+
+    /// The inbox check of the batch's new events: a redelivery is done (ignored), a reused
+    /// `event_id` is dead-lettered, the others are first deliveries.
+    async fn check_inbox(
+        &self,
+        tx: &mut PgConnection,
+        batch: &[Work<H::Call, H::Answer>],
+        progress: &mut [Option<Progress<H::Call>>],
+        first_deliveries: &mut [bool],
+    ) -> Result<(), HandleError> {
+        let ids: Vec<Uuid> = batch
+            .iter()
+            .filter_map(|work| match &work.what {
+                What::Event(event) => Some(event.event_id.as_uuid()),
+                _ => None,
+            })
+            .collect();
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let known = inbox::known(tx, &ids).await?;
+        for (i, work) in batch.iter().enumerate() {
+            let What::Event(event) = &work.what else {
+                continue;
+            };
+            let incoming = Incoming {
+                event_id: event.event_id,
+                event_type: event.event_type(),
+                fare_id: &event.fare_id,
+                fingerprint: event.fingerprint(),
+            };
+            match known
+                .get(&event.event_id.as_uuid())
+                .map(|k| k.delivery_of(incoming))
+            {
+                None => first_deliveries[i] = true,
+                Some(Delivery::First | Delivery::Redelivery) => {
+                    progress[i] = Some(Progress::Done(Disposition::Ignored));
+                }
+                Some(Delivery::Conflict(reason)) => {
+                    progress[i] = Some(Progress::Done(Disposition::DeadLettered(reason)));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn dead_letter(&self, message: &Consumed, reason: &str) -> OutboxMessage {
+        let letter = dead_letter::dead_letter(
+            message,
+            self.consuming.dead_letters,
+            self.consuming.service.name(),
+            reason,
+        );
+        dead_letter::log(message, &letter);
+        letter
+    }
+
+    /// A message that fails on its own, for good: its dead letter, in a transaction of its own.
+    async fn dead_letter_alone(&self, work: Work<H::Call, H::Answer>, reason: &str) {
+        let backoff = Backoff::new(Duration::from_millis(50), Duration::from_secs(5));
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let written: Result<Vec<outbox::OutboxRow>, sqlx::Error> = async {
+                let mut tx = self.pool.begin().await?;
+                let letter = self.dead_letter(&work.message, reason);
+                let rows = outbox::enqueue_many(&mut tx, vec![letter]).await?;
+                tx.commit().await?;
+                Ok(rows)
+            }
+            .await;
+            match written {
+                Ok(rows) => {
+                    self.relay.send(rows);
+                    self.complete(work, Disposition::DeadLettered(reason.to_owned()));
+                    return;
+                }
+                Err(error) => {
+                    tracing::warn!(%error, attempt, "cannot write a dead letter, retrying");
+                    backoff.sleep(attempt).await;
+                }
+            }
+        }
+    }
+
+    /// After the commit: the new outbox rows to the relay, each message done or on to its call.
+    fn hand_on(&self, batch: Vec<Work<H::Call, H::Answer>>, committed: Committed<H::Call>) {
+        self.relay.send(committed.rows);
+        self.committed.notify();
+        for (work, progress) in batch.into_iter().zip(committed.progress) {
+            match progress {
+                Progress::Done(disposition) => self.complete(work, disposition),
+                Progress::Call(call) => self.call(work, call),
+            }
+        }
+    }
+
+    fn complete(&self, work: Work<H::Call, H::Answer>, disposition: Disposition) {
+        if disposition == Disposition::Processed {
+            tracing::debug!(topic = %work.message.topic, offset = work.message.offset, fare = %work.fare, "processed");
+        }
+        let _ = self.done.send(Completion {
+            topic: work.message.topic,
+            partition: work.message.partition,
+            offset: work.message.offset,
+            fare: work.fare,
+            disposition,
+        });
+    }
+
+    /// Makes the call outside any transaction; its answer comes back as ready work.
+    fn call(&self, work: Work<H::Call, H::Answer>, call: H::Call) {
+        let handler = self.handler.clone();
+        let ready = self.ready.clone();
+        tokio::spawn(async move {
+            let answer = handler.call(&call).await;
+            let event = match work.what {
+                What::Event(event) => Some(event),
+                What::Answered { event, .. } => event,
+                What::Raw | What::DeadLetter(_) => None,
+            };
+            let _ = ready.send(Work {
+                message: work.message,
+                fare: work.fare,
+                what: What::Answered {
+                    event,
+                    call,
+                    answer,
+                },
+            });
+        });
+    }
+}
+
+/// The inbox record of an event that is done with (processed, or ignored at its step), first
+/// delivered now or answered now.
+fn inbox_record<C, A>(
+    work: &Work<C, A>,
+    progress: &Progress<C>,
+    first_delivery: bool,
+) -> Option<InboxRecord> {
+    let event = match (&work.what, first_delivery) {
+        (What::Event(event), true) => event,
+        (
+            What::Answered {
+                event: Some(event), ..
+            },
+            _,
+        ) => event,
+        _ => return None,
+    };
+    match progress {
+        Progress::Done(Disposition::Processed | Disposition::Ignored) => {
+            Some(InboxRecord::of(event, &work.message))
+        }
+        _ => None,
+    }
+}
