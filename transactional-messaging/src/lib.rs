@@ -30,6 +30,7 @@ pub mod retry;
 pub mod service;
 pub mod shutdown;
 pub mod telemetry;
+pub mod work_queue;
 
 pub use commit_signal::{CommitSignal, CommitWatch};
 pub use consumer::{

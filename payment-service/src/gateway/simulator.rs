@@ -20,6 +20,8 @@ use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot, Mutex};
 use uuid::Uuid;
 
+use transactional_messaging::work_queue::{next_batch, SharedReceiver};
+
 use super::{GatewayCall, GatewayError, Operation, PaymentGateway};
 
 /// Transient faults the simulator injects: with probability `rate` a call fails with a
@@ -131,21 +133,10 @@ fn marker_decline(operation: Operation, marker: FailureMarker) -> Option<&'stati
 }
 
 /// Decides and records the waiting calls, a batch at a time, until the simulator is gone.
-async fn record_calls(pool: PgPool, pending: Arc<Mutex<mpsc::UnboundedReceiver<Pending>>>) {
+async fn record_calls(pool: PgPool, pending: SharedReceiver<Pending>) {
     loop {
-        let batch = {
-            let mut pending = pending.lock().await;
-            let Some(first) = pending.recv().await else {
-                return;
-            };
-            let mut batch = vec![first];
-            while batch.len() < RECORD_BATCH {
-                match pending.try_recv() {
-                    Ok(next) => batch.push(next),
-                    Err(_) => break,
-                }
-            }
-            batch
+        let Some(batch) = next_batch(&pending, RECORD_BATCH).await else {
+            return;
         };
         match decide_and_record(&pool, &batch).await {
             Ok(mut answers) => {

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use events_schema::Event;
 use sqlx::{PgConnection, PgPool};
-use tokio::sync::{mpsc, Mutex};
+use tokio::sync::mpsc;
 use uuid::Uuid;
 
 use super::{Consumed, Consuming, Disposition, HandleError, Handler, Input, Progress};
@@ -17,6 +17,7 @@ use crate::inbox::{self, Delivery, InboxRecord, Incoming};
 use crate::outbox::{self, OutboxMessage};
 use crate::relay::Handoff;
 use crate::retry::Backoff;
+use crate::work_queue::{next_batch, SharedReceiver};
 
 /// A message on its way through the service.
 #[derive(Debug)]
@@ -79,25 +80,13 @@ impl<H: Handler> Clone for Worker<H> {
     }
 }
 
-type Queue<H> =
-    Arc<Mutex<mpsc::UnboundedReceiver<Work<<H as Handler>::Call, <H as Handler>::Answer>>>>;
+type Queue<H> = SharedReceiver<Work<<H as Handler>::Call, <H as Handler>::Answer>>;
 
 /// Takes batches off the ready queue until it closes.
 pub async fn run_worker<H: Handler>(worker: Worker<H>, queue: Queue<H>) {
     loop {
-        let batch = {
-            let mut queue = queue.lock().await;
-            let Some(first) = queue.recv().await else {
-                return;
-            };
-            let mut batch = vec![first];
-            while batch.len() < worker.consuming.max_batch {
-                match queue.try_recv() {
-                    Ok(work) => batch.push(work),
-                    Err(_) => break,
-                }
-            }
-            batch
+        let Some(batch) = next_batch(&queue, worker.consuming.max_batch).await else {
+            return;
         };
         worker.process(batch).await;
     }
