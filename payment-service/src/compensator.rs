@@ -33,6 +33,9 @@ use crate::saga::{Answer, Saga};
 
 /// How often the compensator looks for attempts that came due.
 const POLL: Duration = Duration::from_millis(250);
+/// A commit wakes the compensator (it may have started a compensation), but not more often than
+/// this: under load batches commit hundreds of times a second.
+const WAKE_AT_MOST_EVERY: Duration = Duration::from_millis(50);
 /// How many attempts one pass makes at most (concurrently; each records its outcome on a
 /// connection of the service's pool).
 const BATCH: i64 = 8;
@@ -50,6 +53,7 @@ pub async fn run<G: PaymentGateway>(
     let stopping = stopping.wait();
     tokio::pin!(stopping);
     loop {
+        let pass = tokio::time::Instant::now();
         let attempted = match attempt_due(&pool, &saga, &relay).await {
             Ok(attempted) => attempted,
             Err(error) => {
@@ -65,7 +69,9 @@ pub async fn run<G: PaymentGateway>(
         }
         tokio::select! {
             () = &mut stopping => return Ok(()),
-            () = committed.committed() => {}
+            () = committed.committed() => {
+                tokio::time::sleep_until(pass + WAKE_AT_MOST_EVERY).await;
+            }
             () = tokio::time::sleep(POLL) => {}
         }
     }
