@@ -36,6 +36,7 @@ use tokio::sync::mpsc;
 use crate::kafka;
 use crate::outbox::{OutboxMessage, OutboxRow};
 use crate::readiness::Readiness;
+use crate::telemetry::Throttle;
 
 /// How long a row stays unpublished before the sweep takes it.
 pub const SWEEP_AFTER: Duration = Duration::from_secs(2);
@@ -90,8 +91,8 @@ struct Relay {
     marking: Option<Marking>,
     /// Rows whose last send failed: since when, and why.
     failing: HashMap<i64, (Instant, String)>,
-    /// When a failure was last logged (at most one line a second, however many rows fail).
-    last_warning: Option<Instant>,
+    /// At most one line a second, however many rows fail.
+    warnings: Throttle,
 }
 
 /// Publishes until `shutdown` completes, then what is on its way, and flushes the producer.
@@ -115,7 +116,7 @@ pub async fn run_relay(
         acknowledged: Vec::new(),
         marking: None,
         failing: HashMap::new(),
-        last_warning: None,
+        warnings: Throttle::default(),
     };
     tokio::pin!(shutdown);
     let mut mark = tokio::time::interval(MARK_EVERY);
@@ -152,15 +153,9 @@ pub async fn run_relay(
         }
     })
     .await;
-    if let Some(marking) = relay.marking.take() {
-        let (ids, marked) = marking.await;
-        relay.marked(ids, marked);
-    }
+    relay.finish_marking().await;
     relay.mark_published();
-    if let Some(marking) = relay.marking.take() {
-        let (ids, marked) = marking.await;
-        relay.marked(ids, marked);
-    }
+    relay.finish_marking().await;
     // rdkafka's Drop purges queued messages: flush what is still in flight. A message lost
     // here is safe: its outbox row is not marked published.
     let producer = relay.producer;
@@ -224,11 +219,7 @@ impl Relay {
 
     /// Row `id` could not be published now; the sweep tries again.
     fn failed(&mut self, id: i64, why: String) {
-        if self
-            .last_warning
-            .is_none_or(|last| last.elapsed() >= Duration::from_secs(1))
-        {
-            self.last_warning = Some(Instant::now());
+        if self.warnings.allow().is_some() {
             tracing::warn!(
                 outbox_id = id,
                 error = why,
@@ -271,6 +262,14 @@ impl Relay {
             .map(|_| ());
             (ids, marked)
         }));
+    }
+
+    /// Waits for the marking statement under way, if any.
+    async fn finish_marking(&mut self) {
+        if let Some(marking) = self.marking.take() {
+            let (ids, marked) = marking.await;
+            self.marked(ids, marked);
+        }
     }
 
     fn marked(&mut self, ids: Vec<i64>, marked: Result<(), sqlx::Error>) {

@@ -1,5 +1,7 @@
 //! Structured logging for the services: `RUST_LOG` filters, `LOG_FORMAT=json` for JSON lines.
 
+use std::time::{Duration, Instant};
+
 use tracing_subscriber::EnvFilter;
 
 /// Installs the global subscriber once; later calls are no-ops (tests call it repeatedly).
@@ -15,4 +17,43 @@ pub fn init(default_filter: &str) {
     } else {
         builder.try_init()
     };
+}
+
+/// At most one log line a second for a warning that can repeat many times a second (a broker
+/// outage queues many receive errors; a broker away fails every send).
+#[derive(Debug, Default)]
+pub struct Throttle {
+    last: Option<Instant>,
+    suppressed: u64,
+}
+
+impl Throttle {
+    /// `Some(lines suppressed since the last one)` when a line may be logged now, else `None`
+    /// (and the line counts as suppressed).
+    pub fn allow(&mut self) -> Option<u64> {
+        if self
+            .last
+            .is_some_and(|last| last.elapsed() < Duration::from_secs(1))
+        {
+            self.suppressed += 1;
+            return None;
+        }
+        self.last = Some(Instant::now());
+        Some(std::mem::take(&mut self.suppressed))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_line_a_second_and_the_count_of_those_left_out() {
+        let mut throttle = Throttle::default();
+        assert_eq!(throttle.allow(), Some(0));
+        assert_eq!(throttle.allow(), None);
+        assert_eq!(throttle.allow(), None);
+        throttle.last = Some(Instant::now() - Duration::from_secs(2));
+        assert_eq!(throttle.allow(), Some(2));
+    }
 }

@@ -57,6 +57,7 @@ use crate::kafka::GroupMembership;
 use crate::outbox::OutboxMessage;
 use crate::readiness::Readiness;
 use crate::relay::Handoff;
+use crate::telemetry::Throttle;
 
 use self::batch::{run_worker, Completion, Worker};
 use self::fare_queues::FareQueues;
@@ -278,7 +279,7 @@ pub async fn run_consumer<H: Handler>(
         readiness: &readiness,
     };
     tokio::pin!(shutdown);
-    let mut receive_errors = ReceiveErrors::default();
+    let mut receive_errors = Throttle::default();
     loop {
         readiness.polling();
         // Not biased: however many completions come in, Kafka is polled too (the consumer
@@ -298,7 +299,9 @@ pub async fn run_consumer<H: Handler>(
                     if let Some(why) = out_of_group(&error) {
                         readiness.revoked(why);
                     }
-                    receive_errors.log(&error);
+                    if let Some(also) = receive_errors.allow() {
+                        tracing::warn!(%error, also, "Kafka receive failed");
+                    }
                 }
             },
         }
@@ -455,28 +458,6 @@ impl<C, A> Dispatcher<'_, C, A> {
                 self.pause_if_full();
             }
         }
-    }
-}
-
-/// Receive errors, logged at most once a second (a broker outage queues many).
-#[derive(Default)]
-struct ReceiveErrors {
-    last_logged: Option<std::time::Instant>,
-    unlogged: u64,
-}
-
-impl ReceiveErrors {
-    fn log(&mut self, error: &KafkaError) {
-        if self
-            .last_logged
-            .is_some_and(|last| last.elapsed() < Duration::from_secs(1))
-        {
-            self.unlogged += 1;
-            return;
-        }
-        tracing::warn!(%error, also = self.unlogged, "Kafka receive failed");
-        self.last_logged = Some(std::time::Instant::now());
-        self.unlogged = 0;
     }
 }
 
