@@ -129,8 +129,7 @@ impl Kafka {
             let client: BaseConsumer = config.create().context("cannot create a Kafka client")?;
             (0..partitions as i32)
                 .map(|p| {
-                    let (low, high) = client
-                        .fetch_watermarks(&topic, p, KAFKA_TIMEOUT)
+                    let (low, high) = fetch_watermarks(&client, &topic, p)
                         .with_context(|| format!("cannot read the end of {topic} partition {p}"))
                         .context(unreachable.clone())?;
                     Ok((p, low, high))
@@ -253,6 +252,38 @@ impl Start {
                 .collect(),
         }
     }
+}
+
+/// The watermarks of one partition. A partition whose leader is moving or not elected yet
+/// (a topic created a moment ago, a broker of the cluster restarting) is asked again until
+/// [`KAFKA_TIMEOUT`] has passed: those answers are the cluster settling, not an error.
+fn fetch_watermarks(
+    client: &BaseConsumer,
+    topic: &str,
+    partition: i32,
+) -> rdkafka::error::KafkaResult<(i64, i64)> {
+    let deadline = std::time::Instant::now() + KAFKA_TIMEOUT;
+    loop {
+        match client.fetch_watermarks(topic, partition, KAFKA_TIMEOUT) {
+            Err(rdkafka::error::KafkaError::MetadataFetch(code))
+                if leader_settling(code) && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            answer => return answer,
+        }
+    }
+}
+
+/// Errors a partition answers with while its leadership is being settled.
+fn leader_settling(code: RDKafkaErrorCode) -> bool {
+    matches!(
+        code,
+        RDKafkaErrorCode::NotLeaderForPartition
+            | RDKafkaErrorCode::LeaderNotAvailable
+            | RDKafkaErrorCode::FencedLeaderEpoch
+            | RDKafkaErrorCode::UnknownLeaderEpoch
+    )
 }
 
 /// "cannot reach Kafka at …" with what to do about it.
