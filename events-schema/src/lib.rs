@@ -10,6 +10,7 @@
 //! - [`FareId`], [`CustomerId`], [`EventId`], [`Currency`]: validated ids and money
 //!   (integer minor units, never floating point).
 //! - [`choreography`]: SPEC §4's step table — who reacts to what, and what it emits.
+//! - [`cloud_events`]: the CloudEvents binary-mode headers every published event carries.
 //! - [`FailureMarker`]: the workshop's `customer_id` endings that force failures (SPEC §5).
 //! - [`json_schemas`]: JSON Schemas generated from the types, committed under `schemas/`.
 //!
@@ -20,6 +21,7 @@
 pub mod canonical;
 pub mod card;
 pub mod choreography;
+pub mod cloud_events;
 pub mod data;
 mod envelope;
 mod error;

@@ -82,6 +82,18 @@ impl Topic {
         }
     }
 
+    /// The one service that writes this topic (SPEC §2); `None` for `fare-requests`, which
+    /// riders' apps, the CLI and kcat write.
+    pub fn writer(&self) -> Option<&'static str> {
+        match self {
+            Topic::FareRequests => None,
+            Topic::PaymentEvents | Topic::FareOutcomes | Topic::PaymentDlq => {
+                Some("payment-service")
+            }
+            Topic::AccountingEvents | Topic::AccountingDlq => Some("accounting-service"),
+        }
+    }
+
     /// Whether this is a dead-letter topic.
     pub fn is_dlq(&self) -> bool {
         matches!(self, Topic::PaymentDlq | Topic::AccountingDlq)

@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use anyhow::anyhow;
 use events_schema::{
-    is_valid_fare_amount, Currency, CustomerId, Event, EventData, FareId, FareRequested, Topic,
-    MAX_FARE_MINOR, MIN_FARE_MINOR,
+    cloud_events, is_valid_fare_amount, Currency, CustomerId, Event, EventData, FareId,
+    FareRequested, Topic, MAX_FARE_MINOR, MIN_FARE_MINOR,
 };
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::FutureRecord;
@@ -153,10 +153,16 @@ async fn publish(kafka: &Kafka, topic: &str, event: &Event) -> anyhow::Result<()
     let producer = producer(kafka.bootstrap())?;
     let payload = event.encode();
     let key = event.fare_id.as_str();
-    let headers = OwnedHeaders::new().insert(Header {
+    let mut headers = OwnedHeaders::new().insert(Header {
         key: "event_type",
         value: Some(event.event_type().as_str()),
     });
+    for (name, value) in cloud_events::headers(event, "fares-cli") {
+        headers = headers.insert(Header {
+            key: name,
+            value: Some(value.as_str()),
+        });
+    }
     let record = FutureRecord::to(topic)
         .key(key)
         .payload(&payload)

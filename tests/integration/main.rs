@@ -7,6 +7,7 @@ mod bench;
 mod broker_restart;
 mod card_numbers;
 mod cli;
+mod cloud_events;
 mod compensations;
 mod concurrency;
 mod crash;

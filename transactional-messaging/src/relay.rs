@@ -25,7 +25,7 @@ use std::pin::Pin;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use events_schema::{Topic, TopicNames};
+use events_schema::{cloud_events, Topic, TopicNames};
 use futures::stream::FuturesUnordered;
 use futures::StreamExt;
 use rdkafka::message::{Header, OwnedHeaders};
@@ -352,9 +352,23 @@ fn replace_if_fatal(producer: &FutureProducer, bootstrap_servers: &str) -> Optio
     }
 }
 
+/// The row's headers, and for an event the CloudEvents binary-mode headers derived from its
+/// value ([`events_schema::cloud_events`]); a dead letter keeps only its `dlq.*` headers.
 fn owned_headers(message: &OutboxMessage) -> OwnedHeaders {
     let mut owned = OwnedHeaders::new();
     for (name, value) in &message.headers {
+        owned = owned.insert(Header {
+            key: name,
+            value: Some(value.as_str()),
+        });
+    }
+    let cloud_events = match message.topic.writer() {
+        Some(writer) if !message.topic.is_dlq() => {
+            cloud_events::headers_of_payload(&message.payload, writer)
+        }
+        _ => None,
+    };
+    for (name, value) in cloud_events.unwrap_or_default() {
         owned = owned.insert(Header {
             key: name,
             value: Some(value.as_str()),
