@@ -111,6 +111,7 @@ pub fn fast_retry_policy() -> RetryPolicy {
         gateway_backoff: Backoff::new(Duration::from_millis(2), Duration::from_millis(50)),
         compensation_budget: TEST_COMPENSATION_BUDGET,
         compensation_backoff: Backoff::new(Duration::from_millis(20), Duration::from_millis(100)),
+        compensation_lease: RetryPolicy::default().compensation_lease,
     }
 }
 

@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 use std::process::Stdio;
+use std::time::Duration;
 
 use anyhow::Context;
 use tokio::process::{Child, Command};
@@ -51,6 +52,16 @@ impl ServiceProcess {
         name: &'static str,
         http_addr: &str,
     ) -> anyhow::Result<ServiceProcess> {
+        ServiceProcess::start_with(env, name, http_addr, &[])
+    }
+
+    /// As [`ServiceProcess::start_on`], with more environment variables (e.g. `CRASH_POINT`).
+    pub fn start_with(
+        env: &TestEnv,
+        name: &'static str,
+        http_addr: &str,
+        vars: &[(&str, &str)],
+    ) -> anyhow::Result<ServiceProcess> {
         let mut command = Command::new(binary(name)?);
         command
             .env("KAFKA_BOOTSTRAP_SERVERS", &env.kafka.bootstrap_servers)
@@ -70,7 +81,9 @@ impl ServiceProcess {
                 .env("GATEWAY_RETRY_BASE_MS", "2")
                 .env("COMPENSATION_RETRY_BASE_MS", "20")
                 .env("COMPENSATION_RETRY_MAX_MS", "100")
-                .env("COMPENSATION_BUDGET", "1s"),
+                .env("COMPENSATION_BUDGET", "1s")
+                // An attempt cut short by a crash is made again after this.
+                .env("COMPENSATION_LEASE", "2s"),
             _ => command
                 .env(
                     "ACCOUNTING_DATABASE_URL",
@@ -78,6 +91,7 @@ impl ServiceProcess {
                 )
                 .env("ACCOUNTING_HTTP_ADDR", http_addr),
         };
+        command.envs(vars.iter().copied());
         let child = command
             .spawn()
             .with_context(|| format!("starting {name}"))?;
@@ -98,6 +112,14 @@ impl ServiceProcess {
             .await?;
         anyhow::ensure!(status.success(), "kill -{signal} {pid} failed");
         Ok(())
+    }
+
+    /// Waits for the process to end by itself, at most `timeout`.
+    pub async fn exited(&mut self, timeout: Duration) -> anyhow::Result<std::process::ExitStatus> {
+        tokio::time::timeout(timeout, self.child.wait())
+            .await
+            .with_context(|| format!("{} still runs after {timeout:?}", self.name))?
+            .context("waiting for the process")
     }
 
     /// SIGKILL: no shutdown hook runs, nothing is flushed.

@@ -23,6 +23,7 @@ use events_schema::{
 };
 use futures::future::join_all;
 use sqlx::PgPool;
+use transactional_messaging::crash_point::{self, CrashPoint};
 use transactional_messaging::outbox::{self, OutboxRow};
 use transactional_messaging::{CommitWatch, HandleError, Handoff, Stopping};
 
@@ -39,8 +40,6 @@ const WAKE_AT_MOST_EVERY: Duration = Duration::from_millis(50);
 /// How many attempts one pass makes at most (concurrently; each records its outcome on a
 /// connection of the service's pool).
 const BATCH: i64 = 8;
-/// How long a claimed attempt keeps other instances off the fare: longer than any attempt.
-const LEASE: Duration = Duration::from_secs(120);
 
 /// Attempts due compensations until `stopping`.
 pub async fn run<G: PaymentGateway>(
@@ -83,7 +82,12 @@ async fn attempt_due<G: PaymentGateway>(
     saga: &Saga<G>,
     relay: &Handoff,
 ) -> anyhow::Result<usize> {
-    let due = fare::claim_due_compensations(&mut *pool.acquire().await?, BATCH, LEASE).await?;
+    let due = fare::claim_due_compensations(
+        &mut *pool.acquire().await?,
+        BATCH,
+        saga.policy.compensation_lease,
+    )
+    .await?;
     let count = due.len();
     join_all(due.into_iter().map(|fare| async move {
         let fare_id = fare.fare_id.clone();
@@ -121,6 +125,7 @@ async fn attempt<G: PaymentGateway>(
         Ok(answer) => answer,
         Err(unreachable) => Err(unreachable.to_string()),
     };
+    crash_point::reached(CrashPoint::CompensationAnswered);
 
     let mut tx = pool.begin().await?;
     let Some(mut fare) = fare::find_for_update(&mut tx, &claimed.fare_id).await? else {

@@ -79,6 +79,10 @@ impl PaymentConfig {
                         millis(defaults.compensation_backoff.max),
                     )?),
                 ),
+                compensation_lease: env_duration(
+                    "COMPENSATION_LEASE",
+                    defaults.compensation_lease,
+                )?,
             },
         })
     }

@@ -26,6 +26,11 @@ pub struct RetryPolicy {
     /// Backoff between compensation attempts (`COMPENSATION_RETRY_BASE_MS`, default 1 s, and
     /// `COMPENSATION_RETRY_MAX_MS`, default 5 min).
     pub compensation_backoff: Backoff,
+    /// How long a claimed compensation attempt keeps every other attempt (another instance's,
+    /// or this one's after a restart) off the fare: longer than any attempt
+    /// (`COMPENSATION_LEASE`, default 2 min). A process that dies mid-attempt leaves the
+    /// attempt to be made again when the lease has run out.
+    pub compensation_lease: Duration,
 }
 
 impl Default for RetryPolicy {
@@ -35,6 +40,7 @@ impl Default for RetryPolicy {
             gateway_backoff: Backoff::new(Duration::from_millis(20), Duration::from_secs(2)),
             compensation_budget: Duration::from_secs(6 * 60 * 60),
             compensation_backoff: Backoff::new(Duration::from_secs(1), Duration::from_secs(300)),
+            compensation_lease: Duration::from_secs(120),
         }
     }
 }

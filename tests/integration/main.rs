@@ -11,6 +11,7 @@ mod cloud_events;
 mod compensations;
 mod concurrency;
 mod crash;
+mod crash_points;
 mod dead_letters;
 mod duplicates;
 mod event_ids;

@@ -16,6 +16,7 @@
 pub mod commit_signal;
 pub mod config;
 pub mod consumer;
+pub mod crash_point;
 pub mod database;
 pub mod dead_letter;
 pub mod http;

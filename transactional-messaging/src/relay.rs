@@ -33,6 +33,7 @@ use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use sqlx::PgPool;
 use tokio::sync::mpsc;
 
+use crate::crash_point::{self, CrashPoint};
 use crate::kafka;
 use crate::outbox::{OutboxMessage, OutboxRow};
 use crate::readiness::Readiness;
@@ -202,6 +203,7 @@ impl Relay {
         self.sending.remove(&id);
         match delivered {
             Ok(()) => {
+                crash_point::reached(CrashPoint::OutboxAcknowledged);
                 self.acknowledged.push(id);
                 if self.failing.remove(&id).is_some() {
                     self.report();

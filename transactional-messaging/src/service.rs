@@ -202,6 +202,7 @@ impl Service {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let name = self.identity.service.name();
+        crate::crash_point::arm_from_env()?;
         let (ended, mut endings) = mpsc::unbounded_channel();
         let (consumer_stop, consumer_stopped) = watch::channel(false);
         let consuming = Consuming {

@@ -12,6 +12,7 @@ use uuid::Uuid;
 
 use super::{Consumed, Consuming, Disposition, HandleError, Handler, Input, Progress};
 use crate::commit_signal::CommitSignal;
+use crate::crash_point::{self, CrashPoint};
 use crate::dead_letter;
 use crate::inbox::{self, Delivery, InboxRecord, Incoming};
 use crate::outbox::{self, OutboxMessage};
@@ -217,7 +218,9 @@ impl<H: Handler> Worker<H> {
             .collect();
         inbox::record_many(&mut tx, &records).await?;
         let rows = outbox::enqueue_many(&mut tx, outgoing).await?;
+        crash_point::reached(CrashPoint::MidBatch);
         tx.commit().await?;
+        crash_point::reached(CrashPoint::BatchCommitted);
         Ok(Committed { progress, rows })
     }
 
@@ -337,6 +340,7 @@ impl<H: Handler> Worker<H> {
         let ready = self.ready.clone();
         tokio::spawn(async move {
             let answer = handler.call(&call).await;
+            crash_point::reached(CrashPoint::GatewayAnswered);
             let event = match work.what {
                 What::Event(event) => Some(event),
                 What::Answered { event, .. } => event,
