@@ -113,6 +113,42 @@ impl TestDatabase {
         Ok(())
     }
 
+    /// Terminates every connection to this database but the caller's: as a PostgreSQL restart
+    /// or a failover looks to the services. Returns how many were terminated.
+    pub async fn terminate_connections(&self) -> anyhow::Result<u64> {
+        let mut conn = PgConnection::connect_with(&self.admin).await?;
+        let terminated: Vec<bool> = sqlx::query_scalar(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+             WHERE datname = $1 AND pid <> pg_backend_pid()",
+        )
+        .bind(&self.name)
+        .fetch_all(&mut conn)
+        .await?;
+        conn.close().await?;
+        Ok(terminated.into_iter().filter(|t| *t).count() as u64)
+    }
+
+    /// Makes this database read-only for new sessions (`true`) or writable again (`false`),
+    /// and terminates the open ones so that every session is of the new kind.
+    pub async fn set_read_only(&self, read_only: bool) -> anyhow::Result<()> {
+        let mut conn = PgConnection::connect_with(&self.admin).await?;
+        let statement = if read_only {
+            format!(
+                "ALTER DATABASE \"{}\" SET default_transaction_read_only = on",
+                self.name
+            )
+        } else {
+            format!(
+                "ALTER DATABASE \"{}\" RESET default_transaction_read_only",
+                self.name
+            )
+        };
+        conn.execute(statement.as_str()).await?;
+        conn.close().await?;
+        self.terminate_connections().await?;
+        Ok(())
+    }
+
     pub async fn drop(&self) -> anyhow::Result<()> {
         let mut conn = PgConnection::connect_with(&self.admin).await?;
         conn.execute(format!("DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)", self.name).as_str())

@@ -10,7 +10,8 @@ use sqlx::PgPool;
 
 use crate::readiness::Readiness;
 
-/// `GET /health`: 200 while the service does its work and its database answers; 503 otherwise,
+/// `GET /health`: 200 while the service does its work and its database answers and takes
+/// writes; 503 otherwise,
 /// with the reason (see [`Readiness`]). Both answers say how many partitions this instance
 /// consumes and how many messages it processed.
 pub fn health_routes(pool: PgPool, readiness: Readiness, service: &'static str) -> Router {
@@ -33,11 +34,18 @@ struct Health {
 async fn health(State(health): State<Health>) -> Response {
     let problem = match health.readiness.problem() {
         Some(problem) => Some(problem),
-        None => sqlx::query_scalar!("SELECT 1 AS one")
-            .fetch_one(&health.pool)
-            .await
-            .err()
-            .map(|error| format!("database unavailable: {error}")),
+        None => match sqlx::query_scalar!(
+            r#"SELECT current_setting('transaction_read_only') AS "read_only!""#
+        )
+        .fetch_one(&health.pool)
+        .await
+        {
+            Ok(read_only) if read_only == "on" => {
+                Some("the database is read-only: no work can be recorded".to_owned())
+            }
+            Ok(_) => None,
+            Err(error) => Some(format!("database unavailable: {error}")),
+        },
     };
     let activity = health.readiness.activity();
     let mut body = json!({

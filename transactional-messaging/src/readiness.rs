@@ -8,6 +8,9 @@
 //!   has then evicted it from its group, even if nothing told the service yet;
 //! - the outbox relay has been failing for longer than [`RELAY_FAILING_FOR`] (a row the broker
 //!   keeps rejecting, the broker unreachable);
+//! - batches have been failing, with no batch committed, for longer than
+//!   [`PROCESSING_FAILING_FOR`] (the database down, read-only, out of space: the work is
+//!   retried, and nothing is lost, but nothing gets done);
 //! - one of the service's tasks ended or panicked (the service then stops: no zombie process
 //!   keeps answering).
 //!
@@ -18,6 +21,8 @@ use std::time::{Duration, Instant};
 
 /// How long the relay may fail before the service reports not ready.
 pub const RELAY_FAILING_FOR: Duration = Duration::from_secs(5);
+/// How long batches may fail, with none committed, before the service reports not ready.
+pub const PROCESSING_FAILING_FOR: Duration = Duration::from_secs(5);
 
 #[derive(Debug, Default)]
 struct State {
@@ -28,6 +33,8 @@ struct State {
     /// When the consumer loop took the message it is still processing (it polls again after).
     busy_since: Option<Instant>,
     relay_failing: Option<(Instant, String)>,
+    /// Since when batches have failed with none committed, and the last error.
+    processing_failing: Option<(Instant, String)>,
     ended_task: Option<String>,
     messages_processed: u64,
 }
@@ -106,6 +113,24 @@ impl Readiness {
         self.state().relay_failing = Some((since, error.to_owned()));
     }
 
+    /// A batch committed: processing works.
+    pub fn batch_committed(&self) {
+        let mut state = self.state();
+        if state.processing_failing.is_some() {
+            state.processing_failing = None;
+        }
+    }
+
+    /// A batch failed with a retryable `error` (it is retried).
+    pub fn batch_failed(&self, error: &str) {
+        let mut state = self.state();
+        let since = state
+            .processing_failing
+            .as_ref()
+            .map_or_else(Instant::now, |(since, _)| *since);
+        state.processing_failing = Some((since, error.to_owned()));
+    }
+
     /// A task of the service ended before shutdown: the service is stopping with an error.
     pub fn task_ended(&self, why: &str) {
         self.state().ended_task = Some(why.to_owned());
@@ -131,6 +156,14 @@ impl Readiness {
                      it is evicted from its group",
                     busy.as_secs_f64(),
                     self.max_poll_interval.as_millis()
+                ));
+            }
+        }
+        if let Some((since, error)) = &state.processing_failing {
+            if since.elapsed() > PROCESSING_FAILING_FOR {
+                return Some(format!(
+                    "no batch committed for {:.0}s, every one failed: {error}",
+                    since.elapsed().as_secs_f64()
                 ));
             }
         }
@@ -188,6 +221,19 @@ mod tests {
         );
         assert!(readiness.problem().unwrap().contains("outbox relay"));
         readiness.relay_succeeded();
+        assert_eq!(readiness.problem(), None);
+
+        readiness.batch_failed("database is read-only");
+        assert_eq!(readiness.problem(), None, "a short failure is tolerated");
+        readiness.state().processing_failing = Some((
+            Instant::now() - PROCESSING_FAILING_FOR - Duration::from_secs(1),
+            "x".into(),
+        ));
+        readiness.batch_failed("cannot execute INSERT in a read-only transaction");
+        let problem = readiness.problem().unwrap();
+        assert!(problem.contains("no batch committed"), "{problem}");
+        assert!(problem.contains("read-only transaction"), "{problem}");
+        readiness.batch_committed();
         assert_eq!(readiness.problem(), None);
 
         readiness.task_ended("task relay panicked");

@@ -16,6 +16,7 @@ use crate::crash_point::{self, CrashPoint};
 use crate::dead_letter;
 use crate::inbox::{self, Delivery, InboxRecord, Incoming};
 use crate::outbox::{self, OutboxMessage};
+use crate::readiness::Readiness;
 use crate::relay::Handoff;
 use crate::retry::Backoff;
 use crate::work_queue::{next_batch, SharedReceiver};
@@ -63,6 +64,9 @@ pub struct Worker<H: Handler> {
     pub consuming: Consuming,
     pub relay: Handoff,
     pub committed: CommitSignal,
+    /// Told when batches fail and succeed again: a database that keeps refusing the work
+    /// (down, read-only, out of space) makes the service not ready.
+    pub readiness: Readiness,
     pub ready: mpsc::UnboundedSender<Work<H::Call, H::Answer>>,
     pub done: mpsc::UnboundedSender<Completion>,
 }
@@ -75,6 +79,7 @@ impl<H: Handler> Clone for Worker<H> {
             consuming: self.consuming.clone(),
             relay: self.relay.clone(),
             committed: self.committed.clone(),
+            readiness: self.readiness.clone(),
             ready: self.ready.clone(),
             done: self.done.clone(),
         }
@@ -111,6 +116,7 @@ impl<H: Handler> Worker<H> {
             let started = std::time::Instant::now();
             match self.transact(&batch).await {
                 Ok(committed) => {
+                    self.readiness.batch_committed();
                     tracing::debug!(
                         size = batch.len(),
                         ms = started.elapsed().as_millis() as u64,
@@ -134,6 +140,7 @@ impl<H: Handler> Worker<H> {
                     return self.dead_letter_alone(work, &reason).await;
                 }
                 Err(HandleError::Retryable(error)) => {
+                    self.readiness.batch_failed(&format!("{error:#}"));
                     tracing::warn!(
                         size = batch.len(),
                         attempt,

@@ -260,6 +260,7 @@ pub async fn run_consumer<H: Handler>(
         consuming: consuming.clone(),
         relay,
         committed,
+        readiness: readiness.clone(),
         ready: ready.clone(),
         done,
     };
