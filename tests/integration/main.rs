@@ -11,6 +11,7 @@ mod compensations;
 mod concurrency;
 mod crash;
 mod dead_letters;
+mod dlq;
 mod duplicates;
 mod event_ids;
 mod harness;
