@@ -172,6 +172,16 @@ async fn a_poison_request_is_listed_shown_and_replayed_corrected_once() -> anyho
     assert_eq!(on_requests[1].headers["dlq.replay.of"], "payment:0");
     assert!(on_requests[1].headers.contains_key("dlq.replay.at"));
     assert!(listed(&env).await?["dead_letters"][0]["replayed"] == true);
+    let table = dlq(&env, &["list", "--service", "payment"], b"").await?;
+    assert_eq!(table.status.code(), Some(0), "{table:?}");
+    let row = stdout(&table)
+        .lines()
+        .find(|line| line.starts_with("payment:0 "))
+        .map(str::to_owned);
+    let row = row.unwrap_or_else(|| panic!("no row for payment:0: {table:?}"));
+    assert!(row.contains("fare-requests/"), "{row}");
+    assert!(row.contains("wr_dlq_1"), "{row}");
+    assert!(row.contains(" yes "), "replayed: {row}");
 
     // (c) again: refused, saying when; forced, no second saga.
     let again = dlq(&env, &["replay", "payment:0", "--payload", fixed], b"").await?;

@@ -125,10 +125,13 @@ async fn list(kafka: &Kafka, args: ListArgs) -> anyhow::Result<()> {
         println!("{}", serde_json::to_string_pretty(&report)?);
         return Ok(());
     }
-    print!("{}", table(kafka, &letters, &replays));
+    if !letters.is_empty() {
+        print!("{}", table(kafka, &letters, &replays));
+    }
     match (total, more) {
         (0, _) => eprintln!("no dead letters"),
-        (_, 0) => eprintln!("{shown} dead letter(s)"),
+        (1, 0) => eprintln!("1 dead letter"),
+        (_, 0) => eprintln!("{shown} dead letters"),
         _ => eprintln!(
             "the newest {shown} of {total} dead letters; {more} more (--limit {total} lists them all)"
         ),
