@@ -23,7 +23,8 @@ Environment:
 
 Exit codes:
   0  done (request --wait: the fare was collected; audit: clean)
-  1  a definite \"no\": unknown fare, fare not collected, topics missing, audit found violations
+  1  a definite \"no\": unknown fare, fare not collected, topics missing, audit found violations,
+     unknown dead letter, a dead letter replayed before (dlq replay without --force)
   2  could not do it: invalid input, Kafka, PostgreSQL or a service unreachable, timeout
 
 Example:

@@ -64,6 +64,7 @@ pub async fn run(kafka: &Kafka, args: ReplayArgs) -> anyhow::Result<()> {
             kafka.names.suffix()
         )
     })?;
+    kafka.require(topic).await?;
     let earlier = replays::find(kafka, std::slice::from_ref(&letter))
         .await?
         .remove(&0)
