@@ -1,17 +1,20 @@
 //! Talking to Kafka: where it is (from the environment), whether it answers, which topics it
-//! has, the offsets a consumer group committed, and consumers that read without joining a group
-//! or committing anything.
+//! has, the offsets a consumer group committed or a time stands at, and consumers that read
+//! without joining a group or committing anything — live, or a span of offsets to its end
+//! ([`Kafka::read_spans`], for the audit and the dead letters).
 //!
 //! Every call that could hang on an unreachable broker is bounded by [`KAFKA_TIMEOUT`] and
 //! fails with a message naming the bootstrap servers.
 
-use std::time::Duration;
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use events_schema::{Topic, TopicNames};
 use rdkafka::config::{ClientConfig, FromClientConfig};
 use rdkafka::consumer::{BaseConsumer, Consumer, StreamConsumer};
-use rdkafka::error::RDKafkaErrorCode;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::{Offset, TopicPartitionList};
 use transactional_messaging::config::KafkaSettings;
 
@@ -219,6 +222,105 @@ impl Kafka {
             .assign(&assignment)
             .with_context(|| format!("cannot assign the partitions of {topic}"))?;
         Ok(consumer)
+    }
+
+    /// The offset of the first message of each partition of `topic` written at or after
+    /// `timestamp_ms` (broker time, ms since the epoch); `None` for a partition with no such
+    /// message.
+    pub async fn offsets_at(
+        &self,
+        topic: &str,
+        partitions: usize,
+        timestamp_ms: i64,
+    ) -> anyhow::Result<Vec<(i32, Option<i64>)>> {
+        let config = self.client_config();
+        let topic = topic.to_owned();
+        let unreachable = self.unreachable();
+        tokio::task::spawn_blocking(move || {
+            let client: BaseConsumer = config.create().context("cannot create a Kafka client")?;
+            let mut list = TopicPartitionList::new();
+            for partition in 0..partitions as i32 {
+                list.add_partition_offset(&topic, partition, Offset::Offset(timestamp_ms))
+                    .context("cannot build the partition list")?;
+            }
+            let found = client
+                .offsets_for_times(list, KAFKA_TIMEOUT)
+                .with_context(|| format!("cannot find the offsets of {topic} at a time"))
+                .context(unreachable)?;
+            Ok(found
+                .elements()
+                .iter()
+                .map(|e| match e.offset() {
+                    Offset::Offset(offset) => (e.partition(), Some(offset)),
+                    _ => (e.partition(), None),
+                })
+                .collect())
+        })
+        .await
+        .context("the Kafka offsets request was interrupted")?
+    }
+
+    /// Reads `spans` of `topic` — (partition, first offset, end offset excluded), e.g. up to
+    /// the watermarks taken before — and gives every message in them to `each`. It blocks:
+    /// call it on a blocking thread. Like [`Kafka::reader`], it joins no group and commits
+    /// nothing. Fails, naming the servers, when no message arrives for 3 × [`KAFKA_TIMEOUT`].
+    pub fn read_spans(
+        &self,
+        topic: &str,
+        spans: &[(i32, i64, i64)],
+        mut each: impl FnMut(&BorrowedMessage<'_>),
+    ) -> anyhow::Result<()> {
+        let spans: Vec<&(i32, i64, i64)> = spans.iter().filter(|(_, from, to)| to > from).collect();
+        if spans.is_empty() {
+            return Ok(());
+        }
+        let start: Vec<(i32, Offset)> = spans
+            .iter()
+            .map(|&&(partition, from, _)| (partition, Offset::Offset(from)))
+            .collect();
+        // End-of-partition events tell a partition is read even when its last offsets hold no
+        // message (as after a transaction marker).
+        let consumer: BaseConsumer =
+            self.assigned(topic, &start, &[("enable.partition.eof", "true")])?;
+        let mut remaining: HashMap<i32, i64> = spans
+            .iter()
+            .map(|&&(partition, _, to)| (partition, to))
+            .collect();
+        let mut last_progress = Instant::now();
+        let mut last_error: Option<KafkaError> = None;
+        while !remaining.is_empty() {
+            match consumer.poll(Duration::from_millis(500)) {
+                Some(Ok(message)) => {
+                    last_progress = Instant::now();
+                    let partition = message.partition();
+                    let offset = message.offset();
+                    let Some(&to) = remaining.get(&partition) else {
+                        continue;
+                    };
+                    if offset < to {
+                        each(&message);
+                    }
+                    if offset + 1 >= to {
+                        remaining.remove(&partition);
+                    }
+                }
+                Some(Err(KafkaError::PartitionEOF(partition))) => {
+                    remaining.remove(&partition);
+                }
+                Some(Err(error)) => last_error = Some(error),
+                None => {}
+            }
+            if last_progress.elapsed() > 3 * KAFKA_TIMEOUT {
+                let why = last_error.map_or_else(|| "no answer".to_owned(), |e| e.to_string());
+                return Err(anyhow::anyhow!(
+                    "reading {topic} stalled for {} s with {} partitions left: {why}",
+                    last_progress.elapsed().as_secs(),
+                    remaining.len()
+                ))
+                .context(self.unreachable());
+            }
+        }
+        Ok(())
     }
 
     fn client_config(&self) -> ClientConfig {

@@ -5,6 +5,7 @@ use clap::{Parser, Subcommand};
 use crate::audit::{self, AuditArgs};
 use crate::bench::{self, BenchArgs};
 use crate::broker::Kafka;
+use crate::dlq::{self, DlqCommand};
 use crate::request::{self, RequestArgs};
 use crate::status::{self, StatusArgs};
 use crate::topics;
@@ -22,7 +23,8 @@ Environment:
 
 Exit codes:
   0  done (request --wait: the fare was collected; audit: clean)
-  1  a definite \"no\": unknown fare, fare not collected, topics missing, audit found violations
+  1  a definite \"no\": unknown fare, fare not collected, topics missing, audit found violations,
+     unknown dead letter, a dead letter replayed before (dlq replay without --force)
   2  could not do it: invalid input, Kafka, PostgreSQL or a service unreachable, timeout
 
 Example:
@@ -81,7 +83,25 @@ enum Command {
     /// report of what was measured so far).
     #[command(after_help = BENCH_AFTER_HELP)]
     Bench(BenchArgs),
+    /// Dead letters: list them, show one, replay one (optionally corrected) to its source
+    /// topic.
+    ///
+    /// Ids are SERVICE:OFFSET on the service's DLQ topic, e.g. payment:17. Reads the topics
+    /// without joining a consumer group. Exit code 1 for an unknown id or a dead letter
+    /// replayed before (replay without --force), 2 for a malformed id, a payload that fails
+    /// its checks, Kafka unreachable or a topic missing.
+    #[command(subcommand, after_help = DLQ_AFTER_HELP)]
+    Dlq(DlqCommand),
 }
+
+const DLQ_AFTER_HELP: &str = "\
+Examples:
+  fares dlq list                                  # the newest 50 of both DLQs
+  fares dlq list --service payment --limit 10 --json
+  fares dlq show payment:3
+  fares dlq replay payment:3 --payload fixed.json --dry-run
+  fares dlq replay payment:3 --payload fixed.json
+  fares dlq replay payment:3 --force              # again, after a first replay";
 
 const BENCH_AFTER_HELP: &str = "\
 Examples:
@@ -113,6 +133,7 @@ impl Cli {
             Command::Watch(args) => watch::run(args).await,
             Command::Audit(args) => audit::run(args).await,
             Command::Bench(args) => bench::run(args).await,
+            Command::Dlq(command) => dlq::run(command).await,
         }
     }
 }

@@ -3,7 +3,7 @@
 //! | code | meaning |
 //! |---|---|
 //! | 0 | done (for `request --wait`: the fare was collected) |
-//! | 1 | a definite negative answer: unknown fare, fare not collected, topics missing |
+//! | 1 | a definite negative answer: unknown fare, fare not collected, topics missing, unknown dead letter, a dead letter replayed before |
 //! | 2 | could not do it: invalid input, Kafka or a service unreachable, timeout, any other error |
 //!
 //! Errors travel as `anyhow::Error`; a [`Negative`] anywhere in the chain makes the exit code 1,

@@ -7,6 +7,8 @@
 //! - `fares audit` — checks SPEC §6's invariants across the topics and both services' state
 //!   ([`audit`]).
 //! - `fares bench` — a load benchmark with a raw Kafka / PostgreSQL baseline ([`bench`]).
+//! - `fares dlq list|show|replay` — the dead letters, and replaying one to its source topic
+//!   ([`dlq`]).
 //!
 //! Invariants: the CLI sees the services' state only through their HTTP read APIs and the
 //! topics — except `fares audit`, which also reads both schemas as the read-only role
@@ -24,6 +26,7 @@ mod bench;
 mod broker;
 mod cli;
 mod detail;
+mod dlq;
 mod exit;
 mod money;
 mod outcomes;

@@ -13,6 +13,7 @@ mod concurrency;
 mod crash;
 mod crash_points;
 mod dead_letters;
+mod dlq;
 mod duplicates;
 mod event_ids;
 mod harness;

@@ -14,18 +14,15 @@ use std::collections::{BTreeMap, HashMap};
 use std::io::IsTerminal;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{bail, Context};
 use events_schema::choreography::{self, Service};
 use events_schema::{EventType, Topic};
-use rdkafka::consumer::BaseConsumer;
-use rdkafka::error::KafkaError;
 use rdkafka::message::BorrowedMessage;
-use rdkafka::Offset;
 
 use super::messages::{card_number_places, DeadLetter, EventMessage, Position, Request};
-use crate::broker::{Kafka, KAFKA_TIMEOUT};
+use crate::broker::Kafka;
 
 /// One partition to read: from `low` (the oldest message kept) to `high` (excluded).
 #[derive(Debug, Clone)]
@@ -257,55 +254,14 @@ fn read_topic(
 ) -> anyhow::Result<TopicFacts> {
     let mut facts = TopicFacts::default();
     facts.messages.insert(topic, 0);
-    if partitions.is_empty() {
-        return Ok(facts);
-    }
-    let name = kafka.topic(topic);
-    let start: Vec<(i32, Offset)> = partitions
+    let spans: Vec<(i32, i64, i64)> = partitions
         .iter()
-        .map(|r| (r.partition, Offset::Offset(r.low)))
+        .map(|r| (r.partition, r.low, r.high))
         .collect();
-    // End-of-partition events tell a partition is read even when its last offsets hold no
-    // message (as after a transaction marker).
-    let consumer: BaseConsumer =
-        kafka.assigned(&name, &start, &[("enable.partition.eof", "true")])?;
-    let mut remaining: HashMap<i32, i64> =
-        partitions.iter().map(|r| (r.partition, r.high)).collect();
-    let mut last_progress = Instant::now();
-    let mut last_error: Option<KafkaError> = None;
-    while !remaining.is_empty() {
-        match consumer.poll(Duration::from_millis(500)) {
-            Some(Ok(message)) => {
-                last_progress = Instant::now();
-                let partition = rdkafka::Message::partition(&message);
-                let offset = rdkafka::Message::offset(&message);
-                let Some(&high) = remaining.get(&partition) else {
-                    continue;
-                };
-                if offset < high {
-                    facts.take(topic, &message);
-                    read.fetch_add(1, Ordering::Relaxed);
-                }
-                if offset + 1 >= high {
-                    remaining.remove(&partition);
-                }
-            }
-            Some(Err(KafkaError::PartitionEOF(partition))) => {
-                remaining.remove(&partition);
-            }
-            Some(Err(error)) => last_error = Some(error),
-            None => {}
-        }
-        if last_progress.elapsed() > 3 * KAFKA_TIMEOUT {
-            let why = last_error.map_or_else(|| "no answer".to_owned(), |e| e.to_string());
-            return Err(anyhow::anyhow!(
-                "reading {name} stalled for {} s with {} partitions left: {why}",
-                last_progress.elapsed().as_secs(),
-                remaining.len()
-            ))
-            .context(kafka.unreachable());
-        }
-    }
+    kafka.read_spans(&kafka.topic(topic), &spans, |message| {
+        facts.take(topic, message);
+        read.fetch_add(1, Ordering::Relaxed);
+    })?;
     Ok(facts)
 }
 
