@@ -3,7 +3,7 @@
 //! done (to the dispatcher), or waiting for a call made outside any transaction.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use events_schema::Event;
 use sqlx::{PgConnection, PgPool};
@@ -14,6 +14,7 @@ use super::{Consumed, Consuming, Disposition, HandleError, Handler, Input, Progr
 use crate::commit_signal::CommitSignal;
 use crate::dead_letter;
 use crate::inbox::{self, Delivery, InboxRecord, Incoming};
+use crate::metrics::{MessageKind, Metrics};
 use crate::outbox::{self, OutboxMessage};
 use crate::relay::Handoff;
 use crate::retry::Backoff;
@@ -26,6 +27,10 @@ pub struct Work<C, A> {
     /// The fare whose queue it is in.
     pub fare: String,
     pub what: What<C, A>,
+    /// Its series in the metrics.
+    pub kind: Option<MessageKind>,
+    /// When the dispatcher received it.
+    pub received: Instant,
 }
 
 /// What is left to do with it.
@@ -53,6 +58,8 @@ pub struct Completion {
     pub offset: i64,
     pub fare: String,
     pub disposition: Disposition,
+    pub kind: Option<MessageKind>,
+    pub received: Instant,
 }
 
 /// What one worker needs; cloned for each.
@@ -62,6 +69,7 @@ pub struct Worker<H: Handler> {
     pub consuming: Consuming,
     pub relay: Handoff,
     pub committed: CommitSignal,
+    pub metrics: Metrics,
     pub ready: mpsc::UnboundedSender<Work<H::Call, H::Answer>>,
     pub done: mpsc::UnboundedSender<Completion>,
 }
@@ -74,6 +82,7 @@ impl<H: Handler> Clone for Worker<H> {
             consuming: self.consuming.clone(),
             relay: self.relay.clone(),
             committed: self.committed.clone(),
+            metrics: self.metrics.clone(),
             ready: self.ready.clone(),
             done: self.done.clone(),
         }
@@ -107,9 +116,10 @@ impl<H: Handler> Worker<H> {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let started = std::time::Instant::now();
+            let started = Instant::now();
             match self.transact(&batch).await {
                 Ok(committed) => {
+                    self.metrics.batch_committed(started.elapsed());
                     tracing::debug!(
                         size = batch.len(),
                         ms = started.elapsed().as_millis() as u64,
@@ -308,6 +318,11 @@ impl<H: Handler> Worker<H> {
 
     /// After the commit: the new outbox rows to the relay, each message done or on to its call.
     fn hand_on(&self, batch: Vec<Work<H::Call, H::Answer>>, committed: Committed<H::Call>) {
+        for row in &committed.rows {
+            if let Some(outcome) = row.message.outcome {
+                self.metrics.outcome(outcome);
+            }
+        }
         self.relay.send(committed.rows);
         self.committed.notify();
         for (work, progress) in batch.into_iter().zip(committed.progress) {
@@ -328,6 +343,8 @@ impl<H: Handler> Worker<H> {
             offset: work.message.offset,
             fare: work.fare,
             disposition,
+            kind: work.kind,
+            received: work.received,
         });
     }
 
@@ -350,6 +367,8 @@ impl<H: Handler> Worker<H> {
                     call,
                     answer,
                 },
+                kind: work.kind,
+                received: work.received,
             });
         });
     }
