@@ -113,8 +113,8 @@ struct Inner {
     /// Only for a service that writes outcomes.
     outcomes: Option<Outcomes>,
     consumer_lag: IntGaugeVec,
-    pub outbox_unpublished: IntGauge,
-    pub outbox_oldest_age: Gauge,
+    outbox_unpublished: IntGauge,
+    outbox_oldest_age: Gauge,
     database_up: IntGauge,
     gauges: Mutex<Vec<Arc<dyn DatabaseGauges>>>,
 }
@@ -348,18 +348,32 @@ impl Metrics {
     /// librdkafka's latest statistics: the lag of every partition this consumer is assigned
     /// (the gauges of partitions it no longer has are removed).
     pub fn consumer_statistics(&self, statistics: &Statistics) {
-        let lag = &self.0.consumer_lag;
-        lag.reset();
+        let gauges = &self.0.consumer_lag;
+        gauges.reset();
         for (name, topic) in &statistics.topics {
             let Some(base) = self.0.names.topic_of(name) else {
                 continue;
             };
             for (partition, stats) in &topic.partitions {
-                // librdkafka's internal "unassigned" partition is -1; -1 lag means unknown.
-                if *partition >= 0 && stats.consumer_lag_stored >= 0 {
-                    lag.with_label_values(&[base.base_name(), &partition.to_string()])
-                        .set(stats.consumer_lag_stored);
+                // librdkafka's internal "unassigned" partition is -1; a partition this
+                // instance does not fetch is not its own.
+                if *partition < 0 || stats.fetch_state != "active" {
+                    continue;
                 }
+                let lag = match stats.consumer_lag_stored {
+                    known if known >= 0 => known,
+                    // Nothing stored nor committed yet: it starts at the low watermark.
+                    _ if stats.stored_offset < 0
+                        && stats.committed_offset < 0
+                        && stats.hi_offset >= 0 =>
+                    {
+                        stats.hi_offset - stats.lo_offset.max(0)
+                    }
+                    _ => continue,
+                };
+                gauges
+                    .with_label_values(&[base.base_name(), &partition.to_string()])
+                    .set(lag);
             }
         }
     }
