@@ -7,8 +7,9 @@ use std::time::Duration;
 
 use events_schema::Event;
 use sqlx::PgConnection;
+use time::OffsetDateTime;
 use transactional_messaging::inbox::{self, InboxRecord};
-use transactional_messaging::{HandleError, OutboxMessage};
+use transactional_messaging::{FareResult, HandleError, OutboxMessage, OutcomeObservation};
 
 use crate::fare::{self, Fare};
 
@@ -78,6 +79,18 @@ impl<'a> Batch<'a> {
 
     pub fn emit(&mut self, event: &Event) {
         self.outbox.push(OutboxMessage::event(event));
+    }
+
+    /// The fare's outcome event, counted in the metrics as `result` once the batch commits,
+    /// with the time since its request was consumed: since the fare was registered
+    /// (`created_at`, the database's clock in the registration's transaction).
+    pub fn emit_outcome(&mut self, event: &Event, result: FareResult, fare: &Fare) {
+        let since_request = OffsetDateTime::now_utc() - fare.created_at;
+        let observation = OutcomeObservation {
+            result,
+            since_request: since_request.try_into().unwrap_or_default(),
+        };
+        self.outbox.push(OutboxMessage::outcome(event, observation));
     }
 
     /// A message other than an event (a dead letter).

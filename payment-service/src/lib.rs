@@ -13,6 +13,7 @@ pub mod config;
 pub mod fare;
 pub mod gateway;
 pub mod handler;
+pub mod metrics;
 pub mod outcome;
 pub mod registration;
 pub mod saga;
@@ -85,6 +86,8 @@ impl PaymentService {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let pool = self.service.pool.clone();
+        let gauges = metrics::FareGauges::register(self.service.metrics().registry())?;
+        self.service.metrics().read_on_scrape(Arc::new(gauges));
         let saga = Arc::new(Saga {
             gateway: GatewaySimulator::new(pool.clone(), self.config.faults),
             policy: self.config.retry,

@@ -3,7 +3,7 @@
 //! (or failed) compensation, with the reason and the compensations done.
 
 use events_schema::{Event, EventData, FareCollected, FareCollectionFailed};
-use transactional_messaging::{Disposition, HandleError, Progress};
+use transactional_messaging::{Disposition, FareResult, HandleError, Progress};
 
 use crate::batch::Batch;
 use crate::fare::FareStatus;
@@ -22,7 +22,7 @@ pub fn on_account_updated(batch: &mut Batch<'_>, event: &Event) -> Result<Skip, 
         amount_minor: charge.amount_minor,
         currency: charge.currency,
     });
-    batch.emit(&Event::caused_by(event, data));
+    batch.emit_outcome(&Event::caused_by(event, data), FareResult::Collected, &fare);
     tracing::debug!(fare_id = %fare.fare_id, "fare collected");
     batch.save(fare);
     Ok(Progress::Done(Disposition::Processed))
@@ -70,7 +70,11 @@ pub fn on_saga_failed(batch: &mut Batch<'_>, event: &Event) -> Result<Skip, Hand
         compensations: fare.compensations.clone(),
         needs_attention,
     });
-    batch.emit(&Event::caused_by(event, data));
+    let result = match needs_attention {
+        true => FareResult::NeedsAttention,
+        false => FareResult::Failed,
+    };
+    batch.emit_outcome(&Event::caused_by(event, data), result, &fare);
     tracing::info!(fare_id = %fare.fare_id, status = fare.status.as_str(), "fare collection failed");
     batch.save(fare);
     Ok(Progress::Done(Disposition::Processed))

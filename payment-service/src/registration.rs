@@ -30,7 +30,9 @@ use events_schema::{
 use time::OffsetDateTime;
 use transactional_messaging::inbox::{Delivery, InboxRecord, Incoming, Known};
 use transactional_messaging::kafka::MAX_MESSAGE_BYTES;
-use transactional_messaging::{dead_letter, Consumed, Disposition, HandleError, Progress};
+use transactional_messaging::{
+    dead_letter, Consumed, Disposition, FareResult, HandleError, Progress,
+};
 use uuid::Uuid;
 
 use crate::batch::Batch;
@@ -231,7 +233,6 @@ fn reject(
     let mut fare = new_fare(request, fingerprint, FareStatus::Rejected);
     let reason = format!("request rejected: {}", problems.join("; "));
     fare.failure_reason = Some(reason.clone());
-    batch.register(fare);
     // An invalid request has no complete `FareRequested` event to be caused by; the rejection
     // carries the request's ids all the same.
     let rejected = Event::follow_up(
@@ -254,7 +255,8 @@ fn reject(
         }),
     );
     batch.emit(&rejected);
-    batch.emit(&outcome);
+    batch.emit_outcome(&outcome, FareResult::Rejected, &fare);
+    batch.register(fare);
     Progress::Done(Disposition::Processed)
 }
 

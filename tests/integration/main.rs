@@ -19,6 +19,7 @@ mod event_ids;
 mod harness;
 mod health;
 mod markers;
+mod metrics;
 mod outage;
 mod read_api;
 mod schema_ownership;

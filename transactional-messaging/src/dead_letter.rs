@@ -53,6 +53,7 @@ pub fn dead_letter(message: &Consumed, dlq: Topic, service: &str, reason: &str) 
         key: masked_key.or_else(|| message.key.clone()),
         payload: masked_payload.unwrap_or_else(|| message.payload.clone()),
         headers,
+        outcome: None,
     }
 }
 

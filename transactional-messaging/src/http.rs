@@ -1,14 +1,41 @@
-//! Pieces of the services' HTTP read APIs: the health route and JSON errors.
+//! Pieces of the services' HTTP read APIs: the health and metrics routes, JSON errors.
+
+use std::time::Duration;
 
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::json;
 use sqlx::PgPool;
 
+use crate::metrics::Metrics;
 use crate::readiness::Readiness;
+
+/// How long a scrape waits for the database-derived gauges.
+pub const METRICS_DATABASE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// `GET /metrics`: the service's [`Metrics`] in Prometheus' text format (version 0.0.4). Its
+/// text holds only metric names, labels from fixed lists and numbers — never a fare id, a key
+/// or a payload.
+pub fn metrics_routes(pool: PgPool, metrics: Metrics) -> Router {
+    Router::new()
+        .route("/metrics", get(scrape))
+        .with_state((pool, metrics))
+}
+
+async fn scrape(State((pool, metrics)): State<(PgPool, Metrics)>) -> Response {
+    let text = metrics.scrape(&pool, METRICS_DATABASE_TIMEOUT).await;
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        text,
+    )
+        .into_response()
+}
 
 /// `GET /health`: 200 while the service does its work and its database answers and takes
 /// writes; 503 otherwise,

@@ -10,7 +10,9 @@ use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, ConsumerContext, Rebalance, StreamConsumer};
 use rdkafka::error::RDKafkaErrorCode;
 use rdkafka::producer::FutureProducer;
+use rdkafka::statistics::Statistics;
 
+use crate::metrics::{self, Metrics};
 use crate::readiness::Readiness;
 
 /// The largest message a service accepts from a topic; larger ones are dead-lettered.
@@ -46,19 +48,25 @@ pub fn producer_config(bootstrap_servers: &str) -> ClientConfig {
 
 /// The consumer's view of its group, reported to the service's [`Readiness`]: not ready until
 /// it has joined and received its (possibly empty) share of the partitions, and again while
-/// they are revoked (a rebalance, an eviction).
+/// they are revoked (a rebalance, an eviction). Its statistics (the lag of each partition) go
+/// to the service's [`Metrics`].
 #[derive(Debug, Clone)]
 pub struct GroupMembership {
     readiness: Readiness,
+    metrics: Metrics,
 }
 
 impl GroupMembership {
-    pub fn new(readiness: Readiness) -> Self {
-        GroupMembership { readiness }
+    pub fn new(readiness: Readiness, metrics: Metrics) -> Self {
+        GroupMembership { readiness, metrics }
     }
 }
 
-impl ClientContext for GroupMembership {}
+impl ClientContext for GroupMembership {
+    fn stats(&self, statistics: Statistics) {
+        self.metrics.consumer_statistics(&statistics);
+    }
+}
 
 impl ConsumerContext for GroupMembership {
     fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
@@ -103,6 +111,11 @@ pub fn consumer(
         .set("heartbeat.interval.ms", "1000")
         // Bounded memory: what is fetched ahead of the consumer loop.
         .set("queued.max.messages.kbytes", "16384")
+        // The consumer lag of each partition, for the metrics.
+        .set(
+            "statistics.interval.ms",
+            metrics::STATISTICS_EVERY.as_millis().to_string(),
+        )
         .set(
             "max.poll.interval.ms",
             max_poll_interval.as_millis().to_string(),

@@ -22,6 +22,7 @@ pub mod dead_letter;
 pub mod http;
 pub mod inbox;
 pub mod kafka;
+pub mod metrics;
 pub mod outbox;
 pub mod pruner;
 pub mod read_api;
@@ -37,6 +38,7 @@ pub use commit_signal::{CommitSignal, CommitWatch};
 pub use consumer::{
     run_consumer, Consumed, Consuming, Disposition, HandleError, Handler, Input, NoCall, Progress,
 };
+pub use metrics::{DatabaseGauges, FareResult, Metrics, OutcomeObservation};
 pub use outbox::OutboxMessage;
 pub use readiness::Readiness;
 pub use relay::{run_relay, Handoff};

@@ -13,6 +13,7 @@ use events_schema::{card, Event, EventId, Topic};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
+use crate::metrics::OutcomeObservation;
 use crate::read_api::{Bounded, Limit};
 
 /// One message to publish: where, with which key, which bytes and headers.
@@ -23,6 +24,9 @@ pub struct OutboxMessage {
     pub key: Option<String>,
     pub payload: Vec<u8>,
     pub headers: BTreeMap<String, String>,
+    /// For a fare's outcome: what the metrics count once the transaction writing it commits
+    /// (not written to the table).
+    pub outcome: Option<OutcomeObservation>,
 }
 
 impl OutboxMessage {
@@ -37,6 +41,15 @@ impl OutboxMessage {
             key: Some(event.fare_id.as_str().to_owned()),
             payload: event.encode(),
             headers,
+            outcome: None,
+        }
+    }
+
+    /// A fare's outcome event, counted in the metrics as `outcome` once written.
+    pub fn outcome(event: &Event, outcome: OutcomeObservation) -> Self {
+        OutboxMessage {
+            outcome: Some(outcome),
+            ..OutboxMessage::event(event)
         }
     }
 }

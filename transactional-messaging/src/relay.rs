@@ -325,6 +325,7 @@ impl Relay {
                         key: row.message_key,
                         payload: row.payload,
                         headers,
+                        outcome: None,
                     },
                 });
             }

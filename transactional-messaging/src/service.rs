@@ -30,8 +30,9 @@ use tokio::task::JoinHandle;
 use crate::commit_signal::CommitSignal;
 use crate::config::{KafkaSettings, Processing};
 use crate::consumer::{run_consumer, Consuming, Handler, Links};
-use crate::http::health_routes;
+use crate::http::{health_routes, metrics_routes};
 use crate::kafka::GroupMembership;
+use crate::metrics::Metrics;
 use crate::outbox::OutboxRow;
 use crate::pruner;
 use crate::readiness::Readiness;
@@ -91,6 +92,7 @@ pub struct Service {
     names: TopicNames,
     consumer: StreamConsumer<GroupMembership>,
     readiness: Readiness,
+    metrics: Metrics,
     committed: CommitSignal,
     handoff: (Handoff, mpsc::Receiver<Vec<OutboxRow>>),
     processing: Processing,
@@ -132,11 +134,12 @@ impl Service {
         let producer = kafka::producer(&kafka_settings.bootstrap_servers)?;
         let group = format!("{}{}", identity.service.name(), names.suffix());
         let readiness = Readiness::new(kafka_settings.max_poll_interval);
+        let metrics = Metrics::new(identity.service, &identity.subscribed, names.clone());
         let consumer = kafka::consumer(
             &kafka_settings.bootstrap_servers,
             &group,
             kafka_settings.max_poll_interval,
-            GroupMembership::new(readiness.clone()),
+            GroupMembership::new(readiness.clone(), metrics.clone()),
         )?;
         let topics: Vec<String> = identity.subscribed.iter().map(|t| names.name(*t)).collect();
         let topic_refs: Vec<&str> = topics.iter().map(String::as_str).collect();
@@ -155,6 +158,7 @@ impl Service {
             names,
             consumer,
             readiness,
+            metrics,
             committed: CommitSignal::default(),
             handoff: Handoff::channel(),
             processing: processing.clone(),
@@ -183,6 +187,11 @@ impl Service {
     /// Hands rows a background task wrote to the outbox to the relay, after its commit.
     pub fn handoff(&self) -> Handoff {
         self.handoff.0.clone()
+    }
+
+    /// The service's metrics (`GET /metrics`), for it to add its own.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
     }
 
     /// The signal the service's background [`Task`]s stop on.
@@ -226,6 +235,7 @@ impl Service {
                     relay: handoff,
                     committed: self.committed.clone(),
                     readiness: self.readiness.clone(),
+                    metrics: self.metrics.clone(),
                 },
                 Stopping(consumer_stopped).wait(),
             ),
@@ -258,12 +268,15 @@ impl Service {
             ),
             &ended,
         );
-        // Every answer, whichever route gives it, goes through the card-number mask.
+        // Every answer, whichever route gives it, goes through the card-number mask — but
+        // `/metrics`, whose text is only names, fixed labels and numbers (and whose long
+        // decimal numbers the mask could take for card numbers).
         let router = read_api::with_card_numbers_masked(router.merge(health_routes(
             self.pool.clone(),
             self.readiness.clone(),
             name,
-        )));
+        )))
+        .merge(metrics_routes(self.pool.clone(), self.metrics.clone()));
         let (http_stop, http_stopped) = watch::channel(false);
         let server = supervise(
             "http",

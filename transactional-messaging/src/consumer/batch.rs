@@ -3,7 +3,7 @@
 //! done (to the dispatcher), or waiting for a call made outside any transaction.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use events_schema::Event;
 use sqlx::{PgConnection, PgPool};
@@ -15,6 +15,7 @@ use crate::commit_signal::CommitSignal;
 use crate::crash_point::{self, CrashPoint};
 use crate::dead_letter;
 use crate::inbox::{self, Delivery, InboxRecord, Incoming};
+use crate::metrics::{MessageKind, Metrics};
 use crate::outbox::{self, OutboxMessage};
 use crate::readiness::Readiness;
 use crate::relay::Handoff;
@@ -28,6 +29,10 @@ pub struct Work<C, A> {
     /// The fare whose queue it is in.
     pub fare: String,
     pub what: What<C, A>,
+    /// Its series in the metrics.
+    pub kind: Option<MessageKind>,
+    /// When the dispatcher received it.
+    pub received: Instant,
 }
 
 /// What is left to do with it.
@@ -55,6 +60,8 @@ pub struct Completion {
     pub offset: i64,
     pub fare: String,
     pub disposition: Disposition,
+    pub kind: Option<MessageKind>,
+    pub received: Instant,
 }
 
 /// What one worker needs; cloned for each.
@@ -67,6 +74,7 @@ pub struct Worker<H: Handler> {
     /// Told when batches fail and succeed again: a database that keeps refusing the work
     /// (down, read-only, out of space) makes the service not ready.
     pub readiness: Readiness,
+    pub metrics: Metrics,
     pub ready: mpsc::UnboundedSender<Work<H::Call, H::Answer>>,
     pub done: mpsc::UnboundedSender<Completion>,
 }
@@ -80,6 +88,7 @@ impl<H: Handler> Clone for Worker<H> {
             relay: self.relay.clone(),
             committed: self.committed.clone(),
             readiness: self.readiness.clone(),
+            metrics: self.metrics.clone(),
             ready: self.ready.clone(),
             done: self.done.clone(),
         }
@@ -113,10 +122,11 @@ impl<H: Handler> Worker<H> {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let started = std::time::Instant::now();
+            let started = Instant::now();
             match self.transact(&batch).await {
                 Ok(committed) => {
                     self.readiness.batch_committed();
+                    self.metrics.batch_committed(started.elapsed());
                     tracing::debug!(
                         size = batch.len(),
                         ms = started.elapsed().as_millis() as u64,
@@ -318,6 +328,11 @@ impl<H: Handler> Worker<H> {
 
     /// After the commit: the new outbox rows to the relay, each message done or on to its call.
     fn hand_on(&self, batch: Vec<Work<H::Call, H::Answer>>, committed: Committed<H::Call>) {
+        for row in &committed.rows {
+            if let Some(outcome) = row.message.outcome {
+                self.metrics.outcome(outcome);
+            }
+        }
         self.relay.send(committed.rows);
         self.committed.notify();
         for (work, progress) in batch.into_iter().zip(committed.progress) {
@@ -338,6 +353,8 @@ impl<H: Handler> Worker<H> {
             offset: work.message.offset,
             fare: work.fare,
             disposition,
+            kind: work.kind,
+            received: work.received,
         });
     }
 
@@ -361,6 +378,8 @@ impl<H: Handler> Worker<H> {
                     call,
                     answer,
                 },
+                kind: work.kind,
+                received: work.received,
             });
         });
     }

@@ -41,10 +41,10 @@ mod plan;
 
 use std::future::Future;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use events_schema::choreography::Service;
-use events_schema::{Event, Topic, TopicNames};
+use events_schema::{Event, EventType, Topic, TopicNames};
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{BorrowedMessage, Headers, Message};
@@ -54,6 +54,7 @@ use tokio::sync::{mpsc, Mutex};
 
 use crate::commit_signal::CommitSignal;
 use crate::kafka::GroupMembership;
+use crate::metrics::Metrics;
 use crate::outbox::OutboxMessage;
 use crate::readiness::Readiness;
 use crate::relay::Handoff;
@@ -224,12 +225,13 @@ pub struct Consuming {
 }
 
 /// Whom the consumer tells what it did: the relay (the new outbox rows), the service's
-/// background tasks (a batch committed), `/health`.
+/// background tasks (a batch committed), `/health`, `/metrics`.
 #[derive(Debug, Clone)]
 pub struct Links {
     pub relay: Handoff,
     pub committed: CommitSignal,
     pub readiness: Readiness,
+    pub metrics: Metrics,
 }
 
 /// How long the consumer waits at shutdown for the messages in flight to be done.
@@ -249,6 +251,7 @@ pub async fn run_consumer<H: Handler>(
         relay,
         committed,
         readiness,
+        metrics,
     } = links;
     let handler = Arc::new(handler);
     let (ready, ready_queue) = mpsc::unbounded_channel();
@@ -261,6 +264,7 @@ pub async fn run_consumer<H: Handler>(
         relay,
         committed,
         readiness: readiness.clone(),
+        metrics: metrics.clone(),
         ready: ready.clone(),
         done,
     };
@@ -278,6 +282,7 @@ pub async fn run_consumer<H: Handler>(
         in_flight: 0,
         paused: Pause::None,
         readiness: &readiness,
+        metrics: &metrics,
     };
     tokio::pin!(shutdown);
     let mut receive_errors = Throttle::default();
@@ -346,14 +351,22 @@ struct Dispatcher<'a, C, A> {
     in_flight: usize,
     paused: Pause,
     readiness: &'a Readiness,
+    metrics: &'a Metrics,
 }
 
 impl<C, A> Dispatcher<'_, C, A> {
     fn dispatch(&mut self, message: Consumed) {
+        let received = Instant::now();
         self.offsets
             .received(&message.topic, message.partition, message.offset);
-        let (fare, what) = match plan(self.consuming, &message) {
-            Plan::Ignore => {
+        let plan = plan(self.consuming, &message);
+        let kind = self
+            .metrics
+            .kind(&message.topic, event_type_of(&plan, &message));
+        self.metrics.consumed(kind);
+        let (fare, what) = match plan {
+            Plan::Ignore(_) => {
+                self.metrics.ignored(kind);
                 self.store(&message.topic, message.partition, message.offset);
                 return;
             }
@@ -373,6 +386,8 @@ impl<C, A> Dispatcher<'_, C, A> {
             message,
             fare: fare.clone(),
             what,
+            kind,
+            received,
         };
         if let Some(work) = self.queues.admit(fare, work) {
             let _ = self.ready.send(work);
@@ -382,8 +397,14 @@ impl<C, A> Dispatcher<'_, C, A> {
 
     fn complete(&mut self, completion: Completion) {
         self.in_flight = self.in_flight.saturating_sub(1);
-        if completion.disposition == Disposition::Processed {
-            self.readiness.processed();
+        match &completion.disposition {
+            Disposition::Processed => {
+                self.readiness.processed();
+                self.metrics
+                    .processed(completion.kind, completion.received.elapsed());
+            }
+            Disposition::Ignored => self.metrics.ignored(completion.kind),
+            Disposition::DeadLettered(_) => self.metrics.dead_lettered(completion.kind),
         }
         if let Some(next) = self.queues.finish(&completion.fare) {
             let _ = self.ready.send(next);
@@ -468,6 +489,17 @@ enum Pause {
     None,
     NewSagas,
     All,
+}
+
+/// A message's event type, for its metrics: the one it was read as, else its `event_type`
+/// header; `None` for a poison message.
+fn event_type_of(plan: &Plan, message: &Consumed) -> Option<EventType> {
+    match plan {
+        Plan::Ignore(event_type) => Some(*event_type),
+        Plan::Event(event) => Some(event.event_type()),
+        Plan::Raw { .. } => Some(EventType::FareRequested),
+        Plan::DeadLetter(_) => message.event_type.as_deref()?.parse().ok(),
+    }
 }
 
 /// Why a receive error means the consumer is out of its group, if it does.

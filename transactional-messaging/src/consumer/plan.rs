@@ -13,8 +13,9 @@ use crate::kafka::MAX_MESSAGE_BYTES;
 pub enum Plan {
     /// Cannot be processed at all: to the DLQ with this reason.
     DeadLetter(String),
-    /// An event the service does not react to (SPEC §4): done, no transaction.
-    Ignore,
+    /// An event of this type, which the service does not react to (SPEC §4): done, no
+    /// transaction.
+    Ignore(EventType),
     /// A message of a raw topic (`fare-requests`), for the handler, in the queue of `fare`.
     Raw { fare: String },
     /// A strict event the service reacts to.
@@ -42,12 +43,9 @@ pub fn plan(consuming: &Consuming, message: &Consumed) -> Plan {
             Err(error) => Plan::DeadLetter(error.reason()),
         };
     }
-    if let Some(event_type) = message.event_type.as_deref() {
-        let reacts = event_type
-            .parse::<EventType>()
-            .is_ok_and(|t| choreography::reacts(consuming.service, t));
-        if !reacts && event_type.parse::<EventType>().is_ok() {
-            return Plan::Ignore;
+    if let Some(Ok(event_type)) = message.event_type.as_deref().map(str::parse::<EventType>) {
+        if !choreography::reacts(consuming.service, event_type) {
+            return Plan::Ignore(event_type);
         }
     }
     if message.payload.len() > MAX_MESSAGE_BYTES {
@@ -71,7 +69,7 @@ pub fn plan(consuming: &Consuming, message: &Consumed) -> Plan {
         ));
     }
     if !choreography::reacts(consuming.service, event.event_type()) {
-        return Plan::Ignore;
+        return Plan::Ignore(event.event_type());
     }
     Plan::Event(Box::new(event))
 }
