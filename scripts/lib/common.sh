@@ -3,7 +3,9 @@
 # apt. Sourced, never run.
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
-STACK_DIR="$ROOT/.stack"
+# STACK_DIR: where a stack keeps everything it runs (default .stack/; scripts/cluster-check runs
+# its own stack in .stack/cluster-check/ beside the checkout's).
+STACK_DIR="${STACK_DIR:-$ROOT/.stack}"
 LOG_DIR="$STACK_DIR/logs"
 RUN_DIR="$STACK_DIR/run"
 

@@ -1,11 +1,12 @@
 # shellcheck shell=bash
 # The environment the services, the CLI and the tests read, with the stack's local defaults.
 # `scripts/stack up` writes the values it used to .stack/env (source it to talk to the stack).
-# Needs common.sh and postgres.sh.
+# Needs common.sh, kafka.sh and postgres.sh.
 
 ENV_FILE="$STACK_DIR/env"
-ENV_NAMES=(KAFKA_BOOTSTRAP_SERVERS TOPIC_SUFFIX DATABASE_URL PAYMENT_DATABASE_URL
-    ACCOUNTING_DATABASE_URL PAYMENT_HTTP_ADDR ACCOUNTING_HTTP_ADDR RUST_LOG)
+ENV_NAMES=(STACK_BROKERS STACK_KAFKA_PORT KAFKA_BOOTSTRAP_SERVERS KAFKA_REPLICATION_FACTOR
+    TOPIC_SUFFIX DATABASE_URL PAYMENT_DATABASE_URL ACCOUNTING_DATABASE_URL PAYMENT_HTTP_ADDR
+    ACCOUNTING_HTTP_ADDR RUST_LOG)
 
 # Whether the caller chose Kafka / PostgreSQL, before any default is filled in.
 KAFKA_EXPLICIT="${KAFKA_BOOTSTRAP_SERVERS:+1}"
@@ -23,8 +24,14 @@ env_load_saved() {
 }
 
 # env_defaults: fills whatever is still unset with the local stack's values.
+# STACK_BROKERS and STACK_KAFKA_PORT: see kafka.sh; the replication factor follows the number of
+# brokers.
 env_defaults() {
-    export KAFKA_BOOTSTRAP_SERVERS="${KAFKA_BOOTSTRAP_SERVERS:-$KAFKA_LOCAL_ADDR}"
+    export STACK_BROKERS="${STACK_BROKERS:-1}"
+    export STACK_KAFKA_PORT="${STACK_KAFKA_PORT:-9092}"
+    kafka_check_topology
+    export KAFKA_BOOTSTRAP_SERVERS="${KAFKA_BOOTSTRAP_SERVERS:-$(kafka_local_addr)}"
+    export KAFKA_REPLICATION_FACTOR="${KAFKA_REPLICATION_FACTOR:-$STACK_BROKERS}"
     export TOPIC_SUFFIX="${TOPIC_SUFFIX:-}"
     export DATABASE_URL="${DATABASE_URL:-$PG_LOCAL_ADMIN_URL}"
     export PAYMENT_DATABASE_URL="${PAYMENT_DATABASE_URL:-$(pg_url_for "$DATABASE_URL" payment_service payment_service)}"

@@ -42,6 +42,7 @@ build_save() {
         echo "# Written by scripts/stack up: the services' build, for later 'scripts/stack start'."
         echo "build=$(stack_build)"
         [[ -n "${STACK_BIN_DIR:-}" ]] || echo "target_dir=$(stack_target_dir)"
+        echo "kafka_cache_dir=$KAFKA_CACHE_DIR"
     } >"$BUILD_FILE"
 }
 
@@ -77,7 +78,7 @@ build_binaries() {
 }
 
 ensure_topics() {
-    info "fares topics ensure (KAFKA_BOOTSTRAP_SERVERS=$KAFKA_BOOTSTRAP_SERVERS)"
+    info "fares topics ensure (KAFKA_BOOTSTRAP_SERVERS=$KAFKA_BOOTSTRAP_SERVERS KAFKA_REPLICATION_FACTOR=$KAFKA_REPLICATION_FACTOR)"
     "$(bin_dir)/fares" topics ensure || die "'fares topics ensure' failed: the topics could not be created"
 }
 
@@ -154,6 +155,7 @@ svc_start() {
     mapfile -t tuning < <(COMPENSATION_BUDGET="${COMPENSATION_BUDGET:-30s}" service_tuning)
     start_daemon "$name" "$(svc_pidfile "$name")" "$(svc_log "$name")" \
         env "${tuning[@]}" KAFKA_BOOTSTRAP_SERVERS="$KAFKA_BOOTSTRAP_SERVERS" \
+        KAFKA_REPLICATION_FACTOR="$KAFKA_REPLICATION_FACTOR" \
         PAYMENT_DATABASE_URL="$PAYMENT_DATABASE_URL" \
         ACCOUNTING_DATABASE_URL="$ACCOUNTING_DATABASE_URL" \
         PAYMENT_HTTP_ADDR="$PAYMENT_HTTP_ADDR" \
