@@ -33,7 +33,8 @@ const DATABASE_PREFIX: &str = "wr_test_";
 /// share it, so no test sees the broker vanish under it.
 static BROKER: LazyLock<Arc<RwLock<()>>> = LazyLock::new(|| Arc::new(RwLock::new(())));
 
-/// Held for a test's lifetime: shared, or exclusive for a test that restarts the broker.
+/// Held for a test's lifetime: shared, or exclusive for a test that restarts the broker or
+/// PostgreSQL.
 enum BrokerGuard {
     Shared(#[allow(dead_code)] OwnedRwLockReadGuard<()>),
     Exclusive(#[allow(dead_code)] OwnedRwLockWriteGuard<()>),
@@ -132,9 +133,9 @@ impl TestEnv {
         TestEnv::with_guard(guard).await
     }
 
-    /// As [`TestEnv::new`], for a test that stops the broker: waits until no other test uses it,
-    /// and keeps them waiting until this one is done.
-    pub async fn with_exclusive_broker() -> anyhow::Result<TestEnv> {
+    /// As [`TestEnv::new`], for a test that stops the broker or the database server: waits until
+    /// no other test uses them, and keeps them waiting until this one is done.
+    pub async fn with_exclusive_infrastructure() -> anyhow::Result<TestEnv> {
         let guard = BrokerGuard::Exclusive(BROKER.clone().write_owned().await);
         TestEnv::with_guard(guard).await
     }

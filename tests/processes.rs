@@ -141,3 +141,24 @@ impl ServiceProcess {
         Ok(self.child.wait().await?)
     }
 }
+
+/// The checkout these tests belong to (its `scripts/stack` runs the infrastructure).
+pub fn checkout() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// Runs `scripts/stack ARGS…` of this checkout; an error when it fails.
+pub async fn stack(args: &[&str]) -> anyhow::Result<()> {
+    let status = Command::new("bash")
+        .arg(checkout().join("scripts/stack"))
+        .args(args)
+        .status()
+        .await
+        .context("running scripts/stack")?;
+    anyhow::ensure!(
+        status.success(),
+        "scripts/stack {} failed: {status}",
+        args.join(" ")
+    );
+    Ok(())
+}

@@ -15,7 +15,7 @@
 //! at least every [`POLL`] (attempts come due).
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use events_schema::{
     Compensation, Event, EventData, EventId, PaymentRefunded, PreAuthReleased, RefundFailed,
@@ -25,6 +25,7 @@ use futures::future::join_all;
 use sqlx::PgPool;
 use transactional_messaging::crash_point::{self, CrashPoint};
 use transactional_messaging::outbox::{self, OutboxRow};
+use transactional_messaging::retry::Backoff;
 use transactional_messaging::{CommitWatch, HandleError, Handoff, Stopping};
 
 use crate::compensation::{pending_in, CompensationSteps};
@@ -127,6 +128,46 @@ async fn attempt<G: PaymentGateway>(
     };
     crash_point::reached(CrashPoint::CompensationAnswered);
 
+    // The gateway has answered: while the database is away, recording the answer is retried
+    // (for up to half the lease) instead of being left to the lease, which would keep the fare
+    // waiting for minutes once the database is back, and ask the gateway again.
+    let backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
+    let started = Instant::now();
+    let mut tries = 0;
+    loop {
+        tries += 1;
+        let recorded = record(
+            pool,
+            saga,
+            &claimed,
+            compensation,
+            (charge.clone(), reference.clone()),
+            answer.clone(),
+        )
+        .await;
+        match recorded {
+            Err(HandleError::Retryable(error))
+                if started.elapsed() < saga.policy.compensation_lease / 2 =>
+            {
+                tracing::warn!(fare_id = %claimed.fare_id, error = format!("{error:#}"),
+                    "cannot record the compensation's answer yet; retrying");
+                backoff.sleep(tries).await;
+            }
+            recorded => return recorded,
+        }
+    }
+}
+
+/// Records the gateway's `answer` to an attempt of `claimed`'s `compensation` (on `charge` and
+/// the hold or capture `reference`), with its event when it ends the compensation.
+async fn record<G: PaymentGateway>(
+    pool: &PgPool,
+    saga: &Saga<G>,
+    claimed: &Fare,
+    compensation: Compensation,
+    (charge, reference): (fare::Charge, String),
+    answer: Answer,
+) -> Result<Vec<OutboxRow>, HandleError> {
     let mut tx = pool.begin().await?;
     let Some(mut fare) = fare::find_for_update(&mut tx, &claimed.fare_id).await? else {
         return Ok(Vec::new());

@@ -6,13 +6,11 @@
 //! The broker must be the one `scripts/stack` runs for this checkout (scripts/test ensures it).
 //! Against a Kafka it does not control, set `SKIP_BROKER_RESTART_TEST=1` to skip this test.
 
-use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::Context;
 use tests::invariants;
+use tests::processes::{checkout, stack};
 use tests::TestEnv;
-use tokio::process::Command;
 
 const FARES: usize = 200;
 const TIMEOUT: Duration = Duration::from_secs(300);
@@ -21,25 +19,6 @@ const OUTAGE: Duration = Duration::from_secs(15);
 /// From the broker's return to the last outcome: rejoining the groups (the reconnect backoff
 /// reaches 10 s) and finishing the sagas under way.
 const RECOVERY: Duration = Duration::from_secs(45);
-
-fn checkout() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-async fn stack(args: &[&str]) -> anyhow::Result<()> {
-    let status = Command::new("bash")
-        .arg(checkout().join("scripts/stack"))
-        .args(args)
-        .status()
-        .await
-        .context("running scripts/stack")?;
-    anyhow::ensure!(
-        status.success(),
-        "scripts/stack {} failed: {status}",
-        args.join(" ")
-    );
-    Ok(())
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_broker_crash_mid_saga_loses_and_duplicates_nothing() -> anyhow::Result<()> {
@@ -52,7 +31,7 @@ async fn a_broker_crash_mid_saga_loses_and_duplicates_nothing() -> anyhow::Resul
         "this test restarts the broker through scripts/stack, but scripts/stack does not run \
          Kafka here; run it through scripts/test, or set SKIP_BROKER_RESTART_TEST=1"
     );
-    let mut env = TestEnv::with_exclusive_broker().await?;
+    let mut env = TestEnv::with_exclusive_infrastructure().await?;
     env.start_services().await?;
     let fares = env.publish_mixed_fares("wr_broker", FARES).await?;
     env.wait_for_outcomes(10, TIMEOUT).await?;

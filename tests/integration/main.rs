@@ -12,6 +12,7 @@ mod compensations;
 mod concurrency;
 mod crash;
 mod crash_points;
+mod database_restart;
 mod dead_letters;
 mod dlq;
 mod duplicates;

@@ -13,6 +13,10 @@ use sqlx::PgPool;
 use crate::metrics::Metrics;
 use crate::readiness::Readiness;
 
+/// How long `/health` waits for the database (a prober gives up soon: the answer must come
+/// first).
+pub const HEALTH_DATABASE_TIMEOUT: Duration = Duration::from_secs(2);
+
 /// How long a scrape waits for the database-derived gauges.
 pub const METRICS_DATABASE_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -61,18 +65,23 @@ struct Health {
 async fn health(State(health): State<Health>) -> Response {
     let problem = match health.readiness.problem() {
         Some(problem) => Some(problem),
-        None => match sqlx::query_scalar!(
-            r#"SELECT current_setting('transaction_read_only') AS "read_only!""#
-        )
-        .fetch_one(&health.pool)
-        .await
-        {
-            Ok(read_only) if read_only == "on" => {
-                Some("the database is read-only: no work can be recorded".to_owned())
+        None => {
+            let read_only = sqlx::query_scalar!(
+                r#"SELECT current_setting('transaction_read_only') AS "read_only!""#
+            )
+            .fetch_one(&health.pool);
+            match tokio::time::timeout(HEALTH_DATABASE_TIMEOUT, read_only).await {
+                Ok(Ok(read_only)) if read_only == "on" => {
+                    Some("the database is read-only: no work can be recorded".to_owned())
+                }
+                Ok(Ok(_)) => None,
+                Ok(Err(error)) => Some(format!("database unavailable: {error}")),
+                Err(_) => Some(format!(
+                    "database unavailable: no answer within {}s",
+                    HEALTH_DATABASE_TIMEOUT.as_secs()
+                )),
             }
-            Ok(_) => None,
-            Err(error) => Some(format!("database unavailable: {error}")),
-        },
+        }
     };
     let activity = health.readiness.activity();
     let mut body = json!({
