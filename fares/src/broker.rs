@@ -13,7 +13,7 @@ use anyhow::{bail, Context};
 use events_schema::{Topic, TopicNames};
 use rdkafka::config::{ClientConfig, FromClientConfig};
 use rdkafka::consumer::{BaseConsumer, Consumer, StreamConsumer};
-use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::error::{KafkaError, KafkaResult, RDKafkaErrorCode};
 use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::{Offset, TopicPartitionList};
 use transactional_messaging::config::KafkaSettings;
@@ -132,9 +132,12 @@ impl Kafka {
             let client: BaseConsumer = config.create().context("cannot create a Kafka client")?;
             (0..partitions as i32)
                 .map(|p| {
-                    let (low, high) = fetch_watermarks(&client, &topic, p)
-                        .with_context(|| format!("cannot read the end of {topic} partition {p}"))
-                        .context(unreachable.clone())?;
+                    let (low, high) =
+                        once_settled(|| client.fetch_watermarks(&topic, p, KAFKA_TIMEOUT))
+                            .with_context(|| {
+                                format!("cannot read the end of {topic} partition {p}")
+                            })
+                            .context(unreachable.clone())?;
                     Ok((p, low, high))
                 })
                 .collect()
@@ -164,8 +167,7 @@ impl Kafka {
             for (topic, partition) in &partitions {
                 list.add_partition(topic, *partition);
             }
-            let committed = client
-                .committed_offsets(list, KAFKA_TIMEOUT)
+            let committed = once_settled(|| client.committed_offsets(list.clone(), KAFKA_TIMEOUT))
                 .with_context(|| format!("cannot read the offsets committed by group {group}"))
                 .context(unreachable)?;
             Ok(committed
@@ -356,35 +358,34 @@ impl Start {
     }
 }
 
-/// The watermarks of one partition. A partition whose leader is moving or not elected yet
-/// (a topic created a moment ago, a broker of the cluster restarting) is asked again until
-/// [`KAFKA_TIMEOUT`] has passed: those answers are the cluster settling, not an error.
-fn fetch_watermarks(
-    client: &BaseConsumer,
-    topic: &str,
-    partition: i32,
-) -> rdkafka::error::KafkaResult<(i64, i64)> {
+/// `request`, asked again while the cluster is settling — a partition whose leader is moving or
+/// not elected yet, a group coordinator moving or loading (a topic created a moment ago, a
+/// broker restarting) — until [`KAFKA_TIMEOUT`] has passed: those answers are not errors.
+fn once_settled<T>(mut request: impl FnMut() -> KafkaResult<T>) -> KafkaResult<T> {
     let deadline = std::time::Instant::now() + KAFKA_TIMEOUT;
     loop {
-        match client.fetch_watermarks(topic, partition, KAFKA_TIMEOUT) {
-            Err(rdkafka::error::KafkaError::MetadataFetch(code))
-                if leader_settling(code) && std::time::Instant::now() < deadline =>
+        match request() {
+            Err(KafkaError::MetadataFetch(code) | KafkaError::OffsetFetch(code))
+                if settling(code) && std::time::Instant::now() < deadline =>
             {
-                std::thread::sleep(Duration::from_millis(100));
+                std::thread::sleep(Duration::from_millis(200));
             }
             answer => return answer,
         }
     }
 }
 
-/// Errors a partition answers with while its leadership is being settled.
-fn leader_settling(code: RDKafkaErrorCode) -> bool {
+/// What a partition's leader or a group's coordinator answers while it is being settled.
+fn settling(code: RDKafkaErrorCode) -> bool {
     matches!(
         code,
         RDKafkaErrorCode::NotLeaderForPartition
             | RDKafkaErrorCode::LeaderNotAvailable
             | RDKafkaErrorCode::FencedLeaderEpoch
             | RDKafkaErrorCode::UnknownLeaderEpoch
+            | RDKafkaErrorCode::NotCoordinator
+            | RDKafkaErrorCode::CoordinatorNotAvailable
+            | RDKafkaErrorCode::CoordinatorLoadInProgress
     )
 }
 
