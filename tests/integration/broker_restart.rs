@@ -1,7 +1,8 @@
 //! The Kafka broker is SIGKILLed in the middle of a load and kept down for longer than the
 //! consumers' session timeout (their groups expire), then started again: producers, consumers
 //! and the outbox relays recover by themselves, promptly, and every fare still ends in its one
-//! outcome with no event duplicated under a new id and no money moved twice.
+//! outcome with no event duplicated under a new id and no money moved twice. While it is away,
+//! both services report not ready (`/health` 503).
 //!
 //! The broker must be the one `scripts/stack` runs for this checkout (scripts/test ensures it).
 //! Against a Kafka it does not control, set `SKIP_BROKER_RESTART_TEST=1` to skip this test.
@@ -37,9 +38,28 @@ async fn a_broker_crash_mid_saga_loses_and_duplicates_nothing() -> anyhow::Resul
     env.wait_for_outcomes(10, TIMEOUT).await?;
 
     stack(&["kill", "kafka"]).await?;
+    let down = std::time::Instant::now();
     let during = invariants::fares_with_outcome(&env.recorder.snapshot()).len();
-    // The outage itself: what is measured is what happens after it.
-    tokio::time::sleep(OUTAGE).await;
+    // While the broker is away, each service says it is not ready (measured: after about 10 s,
+    // when the consumer's session with its group is lost).
+    let mut not_ready = std::collections::BTreeMap::new();
+    while down.elapsed() < OUTAGE {
+        for service in ["payment-service", "accounting-service"] {
+            if !not_ready.contains_key(service) {
+                let answers = env.health_of(service).await?;
+                if answers.iter().all(|a| a["status"] == "not ready") {
+                    not_ready.insert(service, (down.elapsed(), answers[0]["error"].clone()));
+                }
+            }
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+    eprintln!("not ready during the broker outage: {not_ready:?}");
+    assert_eq!(
+        not_ready.len(),
+        2,
+        "both services should report not ready while the broker is down: {not_ready:?}"
+    );
     stack(&["start", "kafka"]).await?;
     let back = std::time::Instant::now();
     assert!(
