@@ -16,7 +16,7 @@ use tests::TestEnv;
 const FARES: usize = 200;
 const TIMEOUT: Duration = Duration::from_secs(300);
 /// Longer than the services' `session.timeout.ms` (10 s): the broker forgets their members.
-const OUTAGE: Duration = Duration::from_secs(15);
+const OUTAGE: Duration = Duration::from_secs(18);
 /// From the broker's return to the last outcome: rejoining the groups (the reconnect backoff
 /// reaches 10 s) and finishing the sagas under way.
 const RECOVERY: Duration = Duration::from_secs(45);
@@ -45,8 +45,11 @@ async fn a_broker_crash_mid_saga_loses_and_duplicates_nothing() -> anyhow::Resul
     let mut not_ready = std::collections::BTreeMap::new();
     while down.elapsed() < OUTAGE {
         for service in ["payment-service", "accounting-service"] {
-            if !not_ready.contains_key(service) {
-                let answers = env.health_of(service).await?;
+            if not_ready.contains_key(service) {
+                continue;
+            }
+            // An error here must not leave the broker down: it is only a missed probe.
+            if let Ok(answers) = env.health_of(service).await {
                 if answers.iter().all(|a| a["status"] == "not ready") {
                     not_ready.insert(service, (down.elapsed(), answers[0]["error"].clone()));
                 }
@@ -55,13 +58,14 @@ async fn a_broker_crash_mid_saga_loses_and_duplicates_nothing() -> anyhow::Resul
         tokio::time::sleep(std::time::Duration::from_millis(250)).await;
     }
     eprintln!("not ready during the broker outage: {not_ready:?}");
+    stack(&["start", "kafka"]).await?;
+    let back = std::time::Instant::now();
+    // Checked once the broker is back, so that a failure leaves it running for other tests.
     assert_eq!(
         not_ready.len(),
         2,
         "both services should report not ready while the broker is down: {not_ready:?}"
     );
-    stack(&["start", "kafka"]).await?;
-    let back = std::time::Instant::now();
     assert!(
         during < FARES,
         "the crash should have caught fares in flight"
