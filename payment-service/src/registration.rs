@@ -121,6 +121,7 @@ pub fn on_request(
         source_topic: message.topic.clone(),
         source_partition: message.partition,
         source_offset: message.offset,
+        trace: Default::default(),
     };
     ids.seen.insert(
         record.event_id,
@@ -310,6 +311,7 @@ mod tests {
             key: Some("wr_1".to_owned()),
             payload: body.as_bytes().to_vec(),
             event_type: None,
+            trace: Default::default(),
         }
     }
 

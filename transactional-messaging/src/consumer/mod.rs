@@ -59,6 +59,7 @@ use crate::outbox::OutboxMessage;
 use crate::readiness::Readiness;
 use crate::relay::Handoff;
 use crate::telemetry::Throttle;
+use crate::trace::{self, Carrier};
 
 use self::batch::{run_worker, Completion, Worker};
 use self::fare_queues::FareQueues;
@@ -78,6 +79,8 @@ pub struct Consumed {
     pub payload: Vec<u8>,
     /// The `event_type` header, when the message has one (the relay writes it on every event).
     pub event_type: Option<String>,
+    /// The trace context it carries (`traceparent`, `tracestate`); read only when tracing is on.
+    pub trace: Carrier,
 }
 
 impl Consumed {
@@ -99,6 +102,7 @@ impl Consumed {
                 .map(|key| String::from_utf8_lossy(key).into_owned()),
             payload: message.payload().unwrap_or_default().to_vec(),
             event_type,
+            trace: Carrier::of_kafka(message.headers()),
         }
     }
 }
@@ -211,6 +215,8 @@ pub enum NoCall {}
 #[derive(Debug, Clone)]
 pub struct Consuming {
     pub service: Service,
+    /// The consumer group (the service's name and the topic suffix), for the traces.
+    pub group: String,
     pub names: TopicNames,
     /// Topics whose messages go to the handler as received ([`Input::Raw`]).
     pub raw_topics: Vec<Topic>,
@@ -382,17 +388,56 @@ impl<C, A> Dispatcher<'_, C, A> {
             Plan::Event(event) => (event.fare_id.as_str().to_owned(), batch::What::Event(event)),
         };
         self.in_flight += 1;
+        let span = self.process_span(&message, &fare, &what);
         let work = batch::Work {
             message,
             fare: fare.clone(),
             what,
             kind,
             received,
+            span,
         };
         if let Some(work) = self.queues.admit(fare, work) {
             let _ = self.ready.send(work);
         }
         self.pause_if_full();
+    }
+
+    /// The message's `process` span, continuing the trace it carries (nothing when tracing is
+    /// off).
+    fn process_span(
+        &self,
+        message: &Consumed,
+        fare: &str,
+        what: &batch::What<C, A>,
+    ) -> trace::Span {
+        if !trace::enabled() {
+            return trace::Span::none();
+        }
+        let (fare_id, event_type, event_id) = match what {
+            batch::What::Event(event) => (
+                Some(fare),
+                Some(event.event_type().as_str()),
+                Some(event.event_id.to_string()),
+            ),
+            batch::What::Raw => (Some(fare), Some(EventType::FareRequested.as_str()), None),
+            _ => (None, message.event_type.as_deref(), None),
+        };
+        let topic = self.consuming.names.topic_of(&message.topic);
+        trace::process_span(
+            &message.trace,
+            trace::Received {
+                base_topic: topic.map_or(message.topic.as_str(), |t| t.base_name()),
+                topic: &message.topic,
+                partition: message.partition,
+                offset: message.offset,
+                key: message.key.as_deref(),
+                group: &self.consuming.group,
+                fare_id,
+                event_type,
+                event_id,
+            },
+        )
     }
 
     fn complete(&mut self, completion: Completion) {
