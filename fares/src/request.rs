@@ -167,6 +167,7 @@ async fn publish(kafka: &Kafka, topic: &str, event: &Event) -> anyhow::Result<()
         trace::send_root_span(
             Topic::FareRequests.base_name(),
             topic,
+            &event.event_id.to_string(),
             key,
             event.event_type().as_str(),
         )

@@ -383,6 +383,7 @@ async fn a_failing_fare_is_one_trace_from_the_request_to_its_refund() -> anyhow:
         for key in [
             "messaging.destination.partition.id",
             "messaging.kafka.offset",
+            "messaging.message.id",
         ] {
             assert!(!send.tag(key).is_empty(), "{key} of {send:?}");
         }
@@ -412,6 +413,7 @@ async fn a_failing_fare_is_one_trace_from_the_request_to_its_refund() -> anyhow:
                 send.tag("messaging.destination.partition.id"),
             ),
             ("messaging.kafka.offset", send.tag("messaging.kafka.offset")),
+            ("messaging.message.id", send.tag("messaging.message.id")),
             ("fare_id", fare_id.as_str()),
             ("event_type", event_type),
             ("wildrydes.disposition", "processed"),

@@ -380,6 +380,7 @@ fn send_span(message: &OutboxMessage, topic: &str) -> trace::Span {
         &Carrier::of_headers(&message.headers),
         message.topic.base_name(),
         topic,
+        message.event_id,
         message.key.as_deref(),
         &message.headers,
     )

@@ -370,6 +370,7 @@ pub fn send_span(
     parent: &Carrier,
     base_topic: &str,
     topic: &str,
+    message_id: uuid::Uuid,
     key: Option<&str>,
     headers: &BTreeMap<String, String>,
 ) -> Span {
@@ -387,9 +388,7 @@ pub fn send_span(
                 key,
                 headers.get("event_type").map(String::as_str),
             );
-            if let Some(id) = headers.get("ce_id") {
-                attributes.push(KeyValue::new(attribute::MESSAGE_ID, id.clone()));
-            }
+            attributes.push(KeyValue::new(attribute::MESSAGE_ID, message_id.to_string()));
             attributes
         },
     )
@@ -397,7 +396,13 @@ pub fn send_span(
 
 /// The root `send <topic>` span of a message that starts a trace (a fare requested by the
 /// CLI).
-pub fn send_root_span(base_topic: &str, topic: &str, key: &str, event_type: &str) -> Span {
+pub fn send_root_span(
+    base_topic: &str,
+    topic: &str,
+    message_id: &str,
+    key: &str,
+    event_type: &str,
+) -> Span {
     Span::follow(
         &Carrier::default(),
         format!("send {base_topic}"),
@@ -405,6 +410,7 @@ pub fn send_root_span(base_topic: &str, topic: &str, key: &str, event_type: &str
         || {
             let mut attributes = messaging("send", topic, Some(key));
             saga_attributes(&mut attributes, Some(key), Some(event_type));
+            attributes.push(KeyValue::new(attribute::MESSAGE_ID, message_id.to_owned()));
             attributes
         },
     )
