@@ -44,7 +44,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use events_schema::choreography::Service;
-use events_schema::{Event, EventType, Topic, TopicNames};
+use events_schema::{Event, EventId, EventType, Topic, TopicNames};
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{BorrowedMessage, Headers, Message};
@@ -370,7 +370,7 @@ impl<C, A> Dispatcher<'_, C, A> {
             .metrics
             .kind(&message.topic, event_type_of(&plan, &message));
         self.metrics.consumed(kind);
-        let (fare, what) = match plan {
+        let (fare, what, event_id) = match plan {
             Plan::Ignore(_) => {
                 self.metrics.ignored(kind);
                 self.store(&message.topic, message.partition, message.offset);
@@ -382,13 +382,17 @@ impl<C, A> Dispatcher<'_, C, A> {
                     "\0{}:{}:{}",
                     message.topic, message.partition, message.offset
                 );
-                (fare, batch::What::DeadLetter(reason))
+                (fare, batch::What::DeadLetter(reason), None)
             }
-            Plan::Raw { fare } => (fare, batch::What::Raw),
-            Plan::Event(event) => (event.fare_id.as_str().to_owned(), batch::What::Event(event)),
+            Plan::Raw { fare, event_id } => (fare, batch::What::Raw, Some(event_id)),
+            Plan::Event(event) => {
+                let event_id = event.event_id;
+                let fare = event.fare_id.as_str().to_owned();
+                (fare, batch::What::Event(event), Some(event_id))
+            }
         };
         self.in_flight += 1;
-        let span = self.process_span(&message, &fare, &what);
+        let span = self.process_span(&message, &fare, &what, event_id);
         let work = batch::Work {
             message,
             fare: fare.clone(),
@@ -410,18 +414,15 @@ impl<C, A> Dispatcher<'_, C, A> {
         message: &Consumed,
         fare: &str,
         what: &batch::What<C, A>,
+        event_id: Option<EventId>,
     ) -> trace::Span {
         if !trace::enabled() {
             return trace::Span::none();
         }
-        let (fare_id, event_type, event_id) = match what {
-            batch::What::Event(event) => (
-                Some(fare),
-                Some(event.event_type().as_str()),
-                Some(event.event_id.to_string()),
-            ),
-            batch::What::Raw => (Some(fare), Some(EventType::FareRequested.as_str()), None),
-            _ => (None, message.event_type.as_deref(), None),
+        let (fare_id, event_type) = match what {
+            batch::What::Event(event) => (Some(fare), Some(event.event_type().as_str())),
+            batch::What::Raw => (Some(fare), Some(EventType::FareRequested.as_str())),
+            _ => (None, message.event_type.as_deref()),
         };
         let topic = self.consuming.names.topic_of(&message.topic);
         trace::process_span(
@@ -435,7 +436,7 @@ impl<C, A> Dispatcher<'_, C, A> {
                 group: &self.consuming.group,
                 fare_id,
                 event_type,
-                event_id,
+                event_id: event_id.map(|id| id.to_string()),
             },
         )
     }
