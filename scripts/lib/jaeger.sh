@@ -9,6 +9,7 @@
 # that image, so both paths run the same Jaeger.
 
 JAEGER_VERSION=1.76.0
+# shellcheck disable=SC2034 # read by scripts/test: compose runs this image
 JAEGER_IMAGE_VERSION=2.13.0
 JAEGER_CACHE_DIR="${WILDRYDES_CACHE_DIR:-/var/cache/wildrydes}/bin"
 JAEGER_BIN="$JAEGER_CACHE_DIR/jaeger-$JAEGER_VERSION"
