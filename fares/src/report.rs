@@ -192,8 +192,6 @@ fn table(timeline: &[Entry]) -> String {
     out
 }
 
-/// `collected: 20.00 USD`, `failed: <reason> — compensations: pre_auth_released`,
-/// `NEEDS ATTENTION: …`, `rejected: …`, or `in progress: <status> (no outcome yet)`.
 /// The warning under the status line of a stuck fare: for how long, and what it waits for.
 fn stuck_line(payment: &Value) -> String {
     let Some(stuck) = payment.get("stuck").filter(|stuck| stuck.is_object()) else {
@@ -208,6 +206,8 @@ fn stuck_line(payment: &Value) -> String {
     )
 }
 
+/// `collected: 20.00 USD`, `failed: <reason> — compensations: pre_auth_released`,
+/// `NEEDS ATTENTION: …`, `rejected: …`, or `in progress: <status> (no outcome yet)`.
 pub fn status_line(fare: &Value) -> String {
     let status = text(fare, "status").unwrap_or("unknown");
     let reason = text(fare, "failure_reason").unwrap_or("no reason recorded");

@@ -45,10 +45,8 @@ async fn an_unanswered_pre_authorisation_is_voided_and_the_fare_fails() -> anyho
         waited >= Duration::from_secs(2) && waited < Duration::from_secs(30),
         "the fare ended {waited:?} after its request: the step must stop waiting at 2 s, not wait for the gateway's 60 s"
     );
-    let types: Vec<EventType> = causal_order(env.recorder.events_for("wr_hung"))
-        .iter()
-        .map(|event| event.event_type())
-        .collect();
+    let events = causal_order(env.recorder.events_for("wr_hung"));
+    let types: Vec<EventType> = events.iter().map(|event| event.event_type()).collect();
     assert_eq!(
         types,
         [EventType::PreAuthReleased, EventType::FareCollectionFailed]
@@ -117,7 +115,7 @@ async fn fares(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_charge_accounting_never_answers_is_shown_stuck_and_never_refunded() -> anyhow::Result<()>
 {
-    let mut env = TestEnv::new().await?;
+    let env = TestEnv::new().await?;
     let log = std::env::temp_dir().join(format!("stuck{}.log", env.kafka.topic_suffix));
     let addr = format!("127.0.0.1:{}", free_port()?);
     let payment_url = format!("http://{addr}");
