@@ -9,6 +9,7 @@ mod card_numbers;
 mod cli;
 mod cloud_events;
 mod compensations;
+mod console;
 mod concurrency;
 mod crash;
 mod crash_points;
