@@ -108,6 +108,47 @@ pub fn columns() -> BTreeMap<EventType, usize> {
     column
 }
 
+/// The events of each column, top to bottom: in the order the step table names them (the
+/// happy path first), then each column sorted by the mean row of the events it follows, so
+/// that arrows cross as little as they can.
+pub fn rows(columns: &BTreeMap<EventType, usize>) -> BTreeMap<usize, Vec<EventType>> {
+    let edges = edges();
+    let mut named: Vec<EventType> = vec![EventType::FareRequested];
+    for edge in &edges {
+        if !named.contains(&edge.to) {
+            named.push(edge.to);
+        }
+    }
+    let unnamed: Vec<EventType> = EventType::ALL
+        .into_iter()
+        .filter(|t| !named.contains(t))
+        .collect();
+    named.extend(unnamed);
+    let mut rows: BTreeMap<usize, Vec<EventType>> = BTreeMap::new();
+    for event in named {
+        rows.entry(columns[&event]).or_default().push(event);
+    }
+    let last = rows.keys().copied().max().unwrap_or(0);
+    for column in 1..=last {
+        let row_of = |event: EventType| -> Option<usize> {
+            rows.get(&columns[&event])?.iter().position(|e| *e == event)
+        };
+        let mean = |event: &EventType| -> usize {
+            let above: Vec<usize> = edges
+                .iter()
+                .filter(|e| e.to == *event && columns[&e.from] < column)
+                .filter_map(|e| row_of(e.from))
+                .collect();
+            // Rows scaled by 100, so that the integer mean keeps the order of fractions.
+            above.iter().sum::<usize>() * 100 / above.len().max(1)
+        };
+        let mut sorted = rows.get(&column).cloned().unwrap_or_default();
+        sorted.sort_by_key(mean);
+        rows.insert(column, sorted);
+    }
+    rows
+}
+
 /// The Mermaid flowchart: events grouped by topic, solid arrows where payment-service
 /// reacts, dotted where accounting-service does.
 pub fn mermaid() -> String {
@@ -175,10 +216,7 @@ const MARGIN: usize = 16;
 /// that reacts, and a legend.
 pub fn svg() -> String {
     let columns = columns();
-    let mut rows: BTreeMap<usize, Vec<EventType>> = BTreeMap::new();
-    for event in EventType::ALL {
-        rows.entry(columns[&event]).or_default().push(event);
-    }
+    let rows = rows(&columns);
     let place = |event: EventType| {
         let column = columns[&event];
         let row = rows[&column]
@@ -237,7 +275,11 @@ pub fn svg() -> String {
         } else {
             format!("{event} on {}; {}", event.topic(), reacting.join("; "))
         };
-        let radius = if event.is_outcome() { BOX_HEIGHT / 2 } else { 4 };
+        let radius = if event.is_outcome() {
+            BOX_HEIGHT / 2
+        } else {
+            4
+        };
         let _ = writeln!(
             out,
             "<g class=\"event\" data-event=\"{event}\"><title>{}</title><rect x=\"{x}\" y=\"{y}\" width=\"{BOX_WIDTH}\" \
@@ -328,7 +370,8 @@ mod tests {
         let text = mermaid();
         for edge in &edges {
             assert!(
-                text.contains(&format!("{} ", edge.from)) && text.contains(&format!(" {}\n", edge.to)),
+                text.contains(&format!("{} ", edge.from))
+                    && text.contains(&format!(" {}\n", edge.to)),
                 "{edge:?}"
             );
         }
@@ -346,6 +389,17 @@ mod tests {
         assert_eq!(columns[&EventType::Charged], 2);
         // FareRequested → PreAuthorised → Charged → AccountUpdateFailed → PaymentRefunded → …
         assert_eq!(columns[&EventType::FareCollectionFailed], 5);
+        // The happy path is the top row.
+        let rows = rows(&columns);
+        for happy in [
+            EventType::FareRequested,
+            EventType::PreAuthorised,
+            EventType::Charged,
+            EventType::AccountUpdated,
+            EventType::FareCollected,
+        ] {
+            assert_eq!(rows[&columns[&happy]][0], happy);
+        }
         for edge in edges() {
             assert!(columns[&edge.from] < columns[&edge.to], "{edge:?}");
         }
@@ -355,10 +409,7 @@ mod tests {
     fn the_block_is_replaced_between_the_markers_only() {
         let readme = format!("# title\n\n{BEGIN}\nold, drawn by hand\n{END}\n\nafter\n");
         let updated = replace_block(&readme).unwrap();
-        assert_eq!(
-            updated,
-            format!("# title\n\n{}\nafter\n", mermaid_block())
-        );
+        assert_eq!(updated, format!("# title\n\n{}\nafter\n", mermaid_block()));
         assert_eq!(block_in(&updated), Some(mermaid_block()));
         assert_eq!(replace_block(&updated).unwrap(), updated, "idempotent");
         assert!(replace_block("no markers").is_err());

@@ -55,11 +55,8 @@ impl Health {
         let shared = health.clone();
         tokio::spawn(async move {
             loop {
-                let (p, a, k) = tokio::join!(
-                    service(&payment),
-                    service(&accounting),
-                    broker(&kafka)
-                );
+                let (p, a, k) =
+                    tokio::join!(service(&payment), service(&accounting), broker(&kafka));
                 let checked = timestamp::format(timestamp::now());
                 *shared.sources.lock().unwrap_or_else(|e| e.into_inner()) =
                     (vec![p, a, k], Some(checked));

@@ -194,7 +194,8 @@ async fn follow(kafka: &Kafka, live: &Live, next: &mut HashMap<i32, i64>) -> any
             if !event.event_type().is_outcome() {
                 continue;
             }
-            let needs_attention = matches!(&event.data, EventData::FareCollectionFailed(f) if f.needs_attention);
+            let needs_attention =
+                matches!(&event.data, EventData::FareCollectionFailed(f) if f.needs_attention);
             let outcome = Outcome {
                 fare_id: event.fare_id.to_string(),
                 event_type: event.event_type().as_str().to_owned(),
@@ -231,13 +232,19 @@ mod tests {
         let now = timestamp::now().unix_timestamp_nanos() as i64 / 1_000_000;
         live.record(outcome("a", "FareCollected", now - 1000), "e1".into());
         live.record(outcome("a", "FareCollected", now - 1000), "e1".into());
-        live.record(outcome("b", "FareCollectionFailed", now - 2000), "e2".into());
+        live.record(
+            outcome("b", "FareCollectionFailed", now - 2000),
+            "e2".into(),
+        );
         live.record(outcome("c", "FareCollected", now - 30_000), "e3".into());
         let snapshot = live.snapshot(2);
         assert_eq!(snapshot["counts"]["collected"], 2);
         assert_eq!(snapshot["counts"]["failed"], 1);
         assert_eq!(snapshot["outcomes"].as_array().unwrap().len(), 2);
-        assert_eq!(snapshot["outcomes"][0]["fare_id"], "c", "newest arrival first");
+        assert_eq!(
+            snapshot["outcomes"][0]["fare_id"], "c",
+            "newest arrival first"
+        );
         assert_eq!(snapshot["rate_per_sec"], 0.2);
         let per_second: u64 = snapshot["per_second"]
             .as_array()

@@ -52,7 +52,10 @@ pub async fn stuck(payment: &ReadApi, limit: u32, after: Option<&str>) -> anyhow
     let url = page_url(payment, ("stuck", "true"), limit, after);
     let answer = payment.get(&url).await?;
     let body = answer.json();
-    let fares = body.as_ref().and_then(|b| b.get("fares")).filter(|f| f.is_array());
+    let fares = body
+        .as_ref()
+        .and_then(|b| b.get("fares"))
+        .filter(|f| f.is_array());
     match (answer.status, fares) {
         (status, Some(fares)) if status.is_success() => Ok(json!({
             "available": true,

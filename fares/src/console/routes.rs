@@ -82,7 +82,12 @@ async fn same_host(State(addr): State<SocketAddr>, request: Request, next: Next)
             .and_then(|h| h.to_str().ok())
             .unwrap_or_default();
         let port = addr.port();
-        let names = ["127.0.0.1".to_owned(), "localhost".to_owned(), "[::1]".to_owned(), addr.ip().to_string()];
+        let names = [
+            "127.0.0.1".to_owned(),
+            "localhost".to_owned(),
+            "[::1]".to_owned(),
+            addr.ip().to_string(),
+        ];
         let allowed = names
             .iter()
             .any(|name| host == format!("{name}:{port}") || (port == 80 && host == name));
@@ -134,7 +139,11 @@ struct FareForm {
 /// Publishes a `FareRequested`, as `fares request` does.
 async fn request_fare(State(console): State<Console>, Json(form): Json<FareForm>) -> Answer {
     let marker = form.marker.unwrap_or_default();
-    if !marker.is_empty() && !FailureMarker::ALL.iter().any(|m| m.suffix() == Some(marker.as_str())) {
+    if !marker.is_empty()
+        && !FailureMarker::ALL
+            .iter()
+            .any(|m| m.suffix() == Some(marker.as_str()))
+    {
         return Err(bad_request(format!("unknown marker {marker:?}")));
     }
     let args = RequestArgs {
@@ -146,14 +155,22 @@ async fn request_fare(State(console): State<Console>, Json(form): Json<FareForm>
         wait: false,
         timeout: 30,
     };
-    let event = request::build(&args)
-        .map_err(|e| bad_request(format!("{e:#}").replace("--customer", "customer").replace("--amount", "amount").replace("--currency", "currency")))?;
+    let event = request::build(&args).map_err(|e| {
+        bad_request(
+            format!("{e:#}")
+                .replace("--customer", "customer")
+                .replace("--amount", "amount")
+                .replace("--currency", "currency"),
+        )
+    })?;
     let kafka = &console.kafka;
     let published = async {
         kafka.require(Topic::FareRequests).await?;
         request::publish(kafka, &kafka.topic(Topic::FareRequests), &event).await
     };
-    published.await.map_err(|e| failed(&e, StatusCode::BAD_GATEWAY))?;
+    published
+        .await
+        .map_err(|e| failed(&e, StatusCode::BAD_GATEWAY))?;
     Ok(Json(json!({
         "fare_id": event.fare_id.as_str(),
         "detail": describe(&event.data),
@@ -173,7 +190,8 @@ async fn fare(State(console): State<Console>, Path(fare_id): Path<String>) -> An
     };
     let entries = timeline::merge(&views.payment, accounting.as_ref());
     let report = json_report(&fare_id, &views.payment, accounting.as_ref(), &entries);
-    let mut answer = serde_json::to_value(&report).map_err(|e| Failure(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    let mut answer = serde_json::to_value(&report)
+        .map_err(|e| Failure(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
     if let Some(entries) = answer.get_mut("timeline").and_then(Value::as_array_mut) {
         for entry in entries {
             let topic = entry
@@ -184,7 +202,9 @@ async fn fare(State(console): State<Console>, Path(fare_id): Path<String>) -> An
             entry["topic"] = json!(topic);
         }
     }
-    answer["status_line"] = json!(status_line(views.payment.get("fare").unwrap_or(&Value::Null)));
+    answer["status_line"] = json!(status_line(
+        views.payment.get("fare").unwrap_or(&Value::Null)
+    ));
     answer["accounting_error"] = json!(accounting_error);
     Ok(Json(answer))
 }
@@ -223,10 +243,14 @@ async fn dead_letters(State(console): State<Console>, Query(query): Query<Letter
         Some(name) => vec![Service::ALL
             .into_iter()
             .find(|s| dlq::letter::short_name(*s) == name)
-            .ok_or_else(|| bad_request(format!("unknown service {name:?}: payment or accounting")))?],
+            .ok_or_else(|| {
+                bad_request(format!("unknown service {name:?}: payment or accounting"))
+            })?],
     };
     if query.before.is_some() && services.len() != 1 {
-        return Err(bad_request("`before` pages one service's dead letters: give `service` too"));
+        return Err(bad_request(
+            "`before` pages one service's dead letters: give `service` too",
+        ));
     }
     let listing = dlq::listing(&console.kafka, &services, u64::from(limit), query.before)
         .await
@@ -241,7 +265,9 @@ async fn dead_letters(State(console): State<Console>, Query(query): Query<Letter
 }
 
 async fn dead_letter(State(console): State<Console>, Path(id): Path<String>) -> Answer {
-    let id: LetterId = id.parse().map_err(|e: anyhow::Error| bad_request(format!("{e:#}")))?;
+    let id: LetterId = id
+        .parse()
+        .map_err(|e: anyhow::Error| bad_request(format!("{e:#}")))?;
     dlq::details_json(&console.kafka, id)
         .await
         .map(Json)
@@ -267,10 +293,15 @@ async fn replay_letter(
     Path(id): Path<String>,
     Json(form): Json<ReplayForm>,
 ) -> Answer {
-    let id: LetterId = id.parse().map_err(|e: anyhow::Error| bad_request(format!("{e:#}")))?;
+    let id: LetterId = id
+        .parse()
+        .map_err(|e: anyhow::Error| bad_request(format!("{e:#}")))?;
     let order = replay::Order {
         id,
-        payload: form.payload.filter(|p| !p.trim().is_empty()).map(String::into_bytes),
+        payload: form
+            .payload
+            .filter(|p| !p.trim().is_empty())
+            .map(String::into_bytes),
         force: form.force,
         dry_run: form.dry_run,
     };
