@@ -35,8 +35,7 @@ pub fn router(console: Console) -> Router {
         .route("/api/overview", get(overview))
         .route("/api/fares", post(request_fare))
         .route("/api/fares/{fare_id}", get(fare))
-        .route("/api/queues/needs-attention", get(needs_attention))
-        .route("/api/queues/stuck", get(stuck))
+        .route("/api/queues/{queue}", get(queue))
         .route("/api/dead-letters", get(dead_letters))
         .route("/api/dead-letters/{id}", get(dead_letter))
         .route("/api/dead-letters/{id}/replay", post(replay_letter))
@@ -209,19 +208,25 @@ async fn fare(State(console): State<Console>, Path(fare_id): Path<String>) -> An
     Ok(Json(answer))
 }
 
-async fn needs_attention(State(console): State<Console>, Query(paging): Query<Paging>) -> Answer {
+/// A page of the payment-service's `needs-attention` or `stuck` queue.
+async fn queue(
+    State(console): State<Console>,
+    Path(queue): Path<String>,
+    Query(paging): Query<Paging>,
+) -> Answer {
     let limit = limit(paging.limit, 20, queues::MAX_LIMIT)?;
-    queues::needs_attention(&console.payment, limit, paging.after.as_deref())
-        .await
-        .map(Json)
-        .map_err(|e| failed(&e, StatusCode::BAD_GATEWAY))
-}
-
-async fn stuck(State(console): State<Console>, Query(paging): Query<Paging>) -> Answer {
-    let limit = limit(paging.limit, 20, queues::MAX_LIMIT)?;
-    queues::stuck(&console.payment, limit, paging.after.as_deref())
-        .await
-        .map(Json)
+    let after = paging.after.as_deref();
+    let page = match queue.as_str() {
+        "needs-attention" => queues::needs_attention(&console.payment, limit, after).await,
+        "stuck" => queues::stuck(&console.payment, limit, after).await,
+        other => {
+            return Err(Failure(
+                StatusCode::NOT_FOUND,
+                format!("no queue {other:?}: needs-attention or stuck"),
+            ))
+        }
+    };
+    page.map(Json)
         .map_err(|e| failed(&e, StatusCode::BAD_GATEWAY))
 }
 
