@@ -18,7 +18,7 @@ pub struct StatusArgs {
     #[arg(value_name = "FARE_ID", allow_hyphen_values = true)]
     pub fare_id: String,
     /// Print one JSON object instead of the table:
-    /// {fare_id, status, outcome, timeline, payment, accounting}.
+    /// {fare_id, status, outcome, stuck, timeline, payment, accounting}.
     #[arg(long)]
     pub json: bool,
     /// The payment-service's read API. Default: http:// + PAYMENT_HTTP_ADDR when set, else

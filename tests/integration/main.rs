@@ -25,3 +25,4 @@ mod metrics;
 mod outage;
 mod read_api;
 mod schema_ownership;
+mod stuck;
