@@ -311,6 +311,14 @@ async fn a_dead_letter_is_listed_and_replayed_through_the_console() -> anyhow::R
     assert_eq!(count(EventType::PreAuthorised), 1, "{types:?}");
     assert_eq!(count(EventType::FareCollected), 1, "{types:?}");
 
+    // The queues: none needs attention, none is stuck, and the service lists stuck fares.
+    for queue in ["needs-attention", "stuck"] {
+        let (status, page) = get(&format!("{}/api/queues/{queue}?limit=5", console.url)).await?;
+        assert_eq!(status, StatusCode::OK, "{page:#}");
+        assert_eq!(page["available"], true, "{queue}: {page:#}");
+        assert_eq!(page["fares"], json!([]), "{queue}: {page:#}");
+    }
+
     // One dead letter shown in full, its card numbers never (none here; the mask is the read
     // APIs' own layer).
     let (status, shown) = get(&format!("{}/api/dead-letters/payment:0", console.url)).await?;

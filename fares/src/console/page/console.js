@@ -131,7 +131,10 @@ let shownFare = null;
 function renderFare(report) {
   $("fare").hidden = false;
   $("fare-id").textContent = report.fare_id;
-  $("fare-status").textContent = report.status_line;
+  const stuck = report.stuck;
+  $("fare-status").textContent = report.status_line + (stuck
+    ? ` — STUCK: no progress for ${stuck.idle_secs} s (since ${stuck.since}); waiting for ${stuck.waiting_for}`
+    : "");
   $("fare-accounting-error").hidden = !report.accounting_error;
   $("fare-accounting-error").textContent = report.accounting_error
     ? `accounting-service: ${report.accounting_error}` : "";
