@@ -10,6 +10,7 @@ mod cli;
 mod cloud_events;
 mod compensations;
 mod concurrency;
+mod console;
 mod crash;
 mod crash_points;
 mod database_restart;
