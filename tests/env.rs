@@ -113,6 +113,7 @@ pub fn fast_retry_policy() -> RetryPolicy {
         compensation_budget: TEST_COMPENSATION_BUDGET,
         compensation_backoff: Backoff::new(Duration::from_millis(20), Duration::from_millis(100)),
         compensation_lease: RetryPolicy::default().compensation_lease,
+        answer_timeout: RetryPolicy::default().answer_timeout,
     }
 }
 
@@ -178,6 +179,7 @@ impl TestEnv {
             http_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             faults: Default::default(),
             retry: fast_retry_policy(),
+            stuck_after: payment_service::config::STUCK_AFTER,
         }
     }
 

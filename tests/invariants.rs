@@ -65,7 +65,9 @@ pub fn assert_events(records: &[Recorded], customers: &BTreeMap<String, String>)
 
 /// Invariants 3 and 4, and that every fare is terminal: captured − refunded equals the ledger
 /// amount per fare (a `needs_attention` fare is the flagged exception: charged, not credited),
-/// and no pre-authorisation is still held.
+/// and no pre-authorisation is still held — but by a `needs_attention` fare whose release was
+/// given up (`ReleaseFailed`: the flagged exception `fares audit` lists; with the tests' 1 s
+/// compensation budget, a database outage that makes the gateway unreachable can cause it).
 pub async fn assert_money(admin: &PgPool, expected_fares: usize) -> anyhow::Result<()> {
     let money: Vec<(String, i64, i64, i64, String)> = sqlx::query_as(
         "SELECT f.fare_id, \
@@ -94,7 +96,9 @@ pub async fn assert_money(admin: &PgPool, expected_fares: usize) -> anyhow::Resu
         "SELECT a.fare_id FROM payment.gateway_operations a \
          WHERE a.operation = 'pre_authorise' AND a.approved AND NOT EXISTS ( \
            SELECT 1 FROM payment.gateway_operations b WHERE b.fare_id = a.fare_id \
-           AND b.operation IN ('capture', 'release') AND b.approved)",
+           AND b.operation IN ('capture', 'release') AND b.approved) \
+         AND NOT EXISTS (SELECT 1 FROM payment.fares f \
+           WHERE f.fare_id = a.fare_id AND f.status = 'needs_attention')",
     )
     .fetch_all(admin)
     .await?;

@@ -8,6 +8,7 @@
 //! `scripts/test` sets both.
 
 pub mod audit;
+pub mod browser;
 pub mod database;
 pub mod env;
 pub mod invariants;

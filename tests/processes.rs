@@ -62,14 +62,50 @@ impl ServiceProcess {
         http_addr: &str,
         vars: &[(&str, &str)],
     ) -> anyhow::Result<ServiceProcess> {
+        ServiceProcess::spawn(
+            env,
+            name,
+            http_addr,
+            vars,
+            (Stdio::null(), Stdio::inherit()),
+        )
+    }
+
+    /// As [`ServiceProcess::start_with`], its log (stdout and stderr) written to the file `log`.
+    pub fn start_logging_to(
+        env: &TestEnv,
+        name: &'static str,
+        http_addr: &str,
+        vars: &[(&str, &str)],
+        log: &std::path::Path,
+    ) -> anyhow::Result<ServiceProcess> {
+        let file =
+            std::fs::File::create(log).with_context(|| format!("creating {}", log.display()))?;
+        let stderr = file.try_clone()?;
+        ServiceProcess::spawn(
+            env,
+            name,
+            http_addr,
+            vars,
+            (Stdio::from(file), Stdio::from(stderr)),
+        )
+    }
+
+    fn spawn(
+        env: &TestEnv,
+        name: &'static str,
+        http_addr: &str,
+        vars: &[(&str, &str)],
+        (stdout, stderr): (Stdio, Stdio),
+    ) -> anyhow::Result<ServiceProcess> {
         let mut command = Command::new(binary(name)?);
         command
             .env("KAFKA_BOOTSTRAP_SERVERS", &env.kafka.bootstrap_servers)
             .env("TOPIC_SUFFIX", &env.kafka.topic_suffix)
             .env("RUST_LOG", "warn")
             .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
+            .stdout(stdout)
+            .stderr(stderr)
             .kill_on_drop(true);
         match name {
             "payment-service" => command

@@ -165,6 +165,14 @@ impl Recorder {
         }
     }
 
+    /// Waits for the first message on `topic` (e.g. the first dead letter).
+    pub async fn first_on(&self, topic: Topic, timeout: Duration) -> anyhow::Result<Recorded> {
+        self.wait_for(&format!("a message on {topic}"), timeout, |records| {
+            records.iter().find(|r| r.topic == topic).cloned()
+        })
+        .await
+    }
+
     /// Waits for `fare_id`'s terminal outcome on `fare-outcomes`.
     pub async fn outcome_of(&self, fare_id: &str, timeout: Duration) -> anyhow::Result<Event> {
         self.wait_for(&format!("the outcome of {fare_id}"), timeout, |records| {

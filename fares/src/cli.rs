@@ -5,6 +5,8 @@ use clap::{Parser, Subcommand};
 use crate::audit::{self, AuditArgs};
 use crate::bench::{self, BenchArgs};
 use crate::broker::Kafka;
+use crate::console::{self, ConsoleArgs};
+use crate::diagram::{self, DiagramArgs};
 use crate::dlq::{self, DlqCommand};
 use crate::request::{self, RequestArgs};
 use crate::status::{self, StatusArgs};
@@ -92,7 +94,27 @@ enum Command {
     /// its checks, Kafka unreachable or a topic missing.
     #[command(subcommand, after_help = DLQ_AFTER_HELP)]
     Dlq(DlqCommand),
+    /// A local web page for operators: outcomes live with their rate, a fare's timeline and
+    /// state in both services, the needs_attention and stuck queues, dead letters (show,
+    /// replay), a form to request a fare, and the choreography diagram.
+    ///
+    /// Reads the services' read APIs and the topics as the other commands do (no consumer
+    /// group, no database); writes only by publishing a FareRequested or replaying a dead
+    /// letter, with the code of `fares request` and `fares dlq replay`. No authentication:
+    /// it listens on loopback by default and answers only requests addressed to it there.
+    /// Exit code 2 when the address is invalid or taken.
+    #[command(after_help = CONSOLE_AFTER_HELP)]
+    Console(ConsoleArgs),
+    /// Print the choreography diagram (Mermaid), generated from the step table
+    /// events_schema::choreography::STEPS, between the README's markers; or --update a file's.
+    Diagram(DiagramArgs),
 }
+
+const CONSOLE_AFTER_HELP: &str = "\
+Examples:
+  fares console                          # then open http://127.0.0.1:8089/
+  fares console --addr 127.0.0.1:9000    # another port
+  PAYMENT_URL=http://127.0.0.1:18081 fares console";
 
 const DLQ_AFTER_HELP: &str = "\
 Examples:
@@ -134,6 +156,8 @@ impl Cli {
             Command::Audit(args) => audit::run(args).await,
             Command::Bench(args) => bench::run(args).await,
             Command::Dlq(command) => dlq::run(command).await,
+            Command::Console(args) => console::run(args).await,
+            Command::Diagram(args) => diagram::run(args),
         }
     }
 }

@@ -9,6 +9,8 @@
 //! - `fares bench` — a load benchmark with a raw Kafka / PostgreSQL baseline ([`bench`]).
 //! - `fares dlq list|show|replay` — the dead letters, and replaying one to its source topic
 //!   ([`dlq`]).
+//! - `fares console` — a local web page over all of the above ([`console`]).
+//! - `fares diagram` — the choreography diagram, generated from the step table ([`diagram`]).
 //!
 //! Invariants: the CLI sees the services' state only through their HTTP read APIs and the
 //! topics — except `fares audit`, which also reads both schemas as the read-only role
@@ -25,7 +27,9 @@ mod audit;
 mod bench;
 mod broker;
 mod cli;
+mod console;
 mod detail;
+mod diagram;
 mod dlq;
 mod exit;
 mod money;

@@ -4,6 +4,7 @@
 use std::collections::HashSet;
 
 use events_schema::{timestamp, Event, EventData};
+use rdkafka::consumer::StreamConsumer;
 use rdkafka::error::KafkaError;
 use rdkafka::message::{BorrowedMessage, Message};
 
@@ -78,19 +79,58 @@ pub fn line(event: &Event) -> String {
 #[derive(Debug, Default)]
 pub struct Warnings {
     shown: HashSet<String>,
+    /// The latest warning of the current outage.
+    latest: Option<String>,
+    /// Keep them (for [`Warnings::latest`]) instead of printing them.
+    silent: bool,
 }
 
 impl Warnings {
+    /// Warnings that are kept, not printed (for a caller that shows them elsewhere).
+    pub fn silent() -> Warnings {
+        Warnings {
+            silent: true,
+            ..Warnings::default()
+        }
+    }
+
     /// Prints `text` on stderr unless it was already shown during this outage.
     pub fn warn(&mut self, text: String) {
-        if self.shown.insert(text.clone()) {
+        if self.shown.insert(text.clone()) && !self.silent {
             eprintln!("{text}");
         }
+        self.latest = Some(text);
     }
 
     /// A message arrived: the outage, if any, is over.
     pub fn clear(&mut self) {
         self.shown.clear();
+        self.latest = None;
+    }
+
+    /// The latest warning since a message last arrived.
+    pub fn latest(&self) -> Option<&str> {
+        self.latest.as_deref()
+    }
+}
+
+/// The next message `reader` (a consumer of `topic`) receives. Consumer errors go to
+/// `warnings` and the reader reads on (librdkafka reconnects by itself), except a missing
+/// topic, which is an error.
+pub async fn next_message<'a>(
+    reader: &'a StreamConsumer,
+    topic: &str,
+    bootstrap: &str,
+    warnings: &mut Warnings,
+) -> anyhow::Result<BorrowedMessage<'a>> {
+    loop {
+        match reader.recv().await {
+            Ok(message) => {
+                warnings.clear();
+                return Ok(message);
+            }
+            Err(error) => warnings.warn(consumer_error(&error, topic, bootstrap)?),
+        }
     }
 }
 

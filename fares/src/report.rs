@@ -18,6 +18,9 @@ pub struct Report<'a> {
     status: Option<&'a Value>,
     /// The `FareCollected` / `FareCollectionFailed` event, once there is one.
     outcome: Option<&'a Value>,
+    /// `{status, since, idle_secs, waiting_for}` when the fare is stuck (no progress for
+    /// the payment-service's `STUCK_AFTER`), else null.
+    stuck: Option<&'a Value>,
     timeline: &'a [Entry],
     /// The payment-service's view, as it answered.
     payment: &'a Value,
@@ -36,6 +39,7 @@ pub fn json_report<'a>(
         fare_id,
         status: payment.pointer("/fare/status"),
         outcome: timeline::outcome(timeline).map(|e| &e.event),
+        stuck: payment.get("stuck").filter(|stuck| stuck.is_object()),
         timeline,
         payment,
         accounting,
@@ -86,6 +90,7 @@ pub fn render(
         );
     }
     out.push_str(&format!("\nstatus: {}\n", status_line(fare)));
+    out.push_str(&stuck_line(payment));
     out.push_str(&gateway_operations(payment));
     out.push_str(&format!("ledger: {}\n", ledger_line(accounting)));
     for (service, view) in views {
@@ -185,6 +190,20 @@ fn table(timeline: &[Entry]) -> String {
         ));
     }
     out
+}
+
+/// The warning under the status line of a stuck fare: for how long, and what it waits for.
+fn stuck_line(payment: &Value) -> String {
+    let Some(stuck) = payment.get("stuck").filter(|stuck| stuck.is_object()) else {
+        return String::new();
+    };
+    let idle = stuck.get("idle_secs").and_then(Value::as_u64).unwrap_or(0);
+    format!(
+        "STUCK: no progress for {} (since {}); waiting for {}\n",
+        humantime::format_duration(std::time::Duration::from_secs(idle)),
+        text(stuck, "since").unwrap_or("unknown"),
+        text(stuck, "waiting_for").unwrap_or("unknown")
+    )
 }
 
 /// `collected: 20.00 USD`, `failed: <reason> — compensations: pre_auth_released`,
@@ -328,6 +347,18 @@ mod tests {
             "in progress: refunding (ledger update failed: closed); 2 attempt(s) refused so far, \
              next attempt at 2026-11-27T09:00:00Z, given up at 2026-11-27T14:00:00Z"
         );
+    }
+
+    #[test]
+    fn a_stuck_fare_says_for_how_long_and_what_it_waits_for() {
+        let stuck = json!({"stuck": {"status": "charged", "since": "2026-11-29T05:00:00Z",
+            "idle_secs": 420, "waiting_for": "accounting-service's answer to Charged"}});
+        assert_eq!(
+            stuck_line(&stuck),
+            "STUCK: no progress for 7m (since 2026-11-29T05:00:00Z); waiting for \
+             accounting-service's answer to Charged\n"
+        );
+        assert_eq!(stuck_line(&json!({"stuck": null})), "");
     }
 
     #[test]
@@ -487,7 +518,9 @@ mod tests {
         let report = json_report(&fare_id, &payment, None, &timeline);
         let text = serde_json::to_string(&report).unwrap();
         assert!(
-            text.starts_with(r#"{"fare_id":"wr_1","status":"failed","outcome":null,"timeline":["#),
+            text.starts_with(
+                r#"{"fare_id":"wr_1","status":"failed","outcome":null,"stuck":null,"timeline":["#
+            ),
             "{text}"
         );
         let report = serde_json::to_value(&report).unwrap();

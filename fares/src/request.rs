@@ -155,7 +155,7 @@ fn flag_names(problem: &str) -> String {
 }
 
 /// Sends `event` keyed by its fare id and waits for the broker's acknowledgement.
-async fn publish(kafka: &Kafka, topic: &str, event: &Event) -> anyhow::Result<()> {
+pub async fn publish(kafka: &Kafka, topic: &str, event: &Event) -> anyhow::Result<()> {
     let producer = producer(kafka.bootstrap())?;
     let payload = event.encode();
     let key = event.fare_id.as_str();
@@ -243,18 +243,9 @@ async fn wait_for_outcome(
             _ = &mut shutdown => anyhow::bail!(
                 "interrupted; fare {fare_id} was requested — follow it with `fares status {fare_id}`"
             ),
-            message = reader.recv() => message,
+            message = outcomes::next_message(&reader, &topic, kafka.bootstrap(), &mut warnings) => message?,
         };
-        let received = match message {
-            Ok(message) => {
-                warnings.clear();
-                Received::from_message(&message)
-            }
-            Err(error) => {
-                warnings.warn(outcomes::consumer_error(&error, &topic, kafka.bootstrap())?);
-                continue;
-            }
-        };
+        let received = Received::from_message(&message);
         let Received::Event(event) = received else {
             continue;
         };

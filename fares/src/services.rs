@@ -66,9 +66,30 @@ impl ReadApi {
             );
         }
         let url = format!("{}/fares/{fare_id}", self.base_url);
+        let answer = self.get(&url).await?;
+        if answer.status == StatusCode::NOT_FOUND {
+            // The read API answers 404 with {"error": …}; anything else is not that API.
+            return match answer.error() {
+                Some(_) => Ok(None),
+                None => Err(anyhow!(
+                    "{url} answered 404 without the read API's error body — does {} point at the {}?",
+                    self.url_variable,
+                    self.name
+                )),
+            };
+        }
+        if !answer.status.is_success() {
+            return Err(self.refused(&url, &answer));
+        }
+        Ok(Some(answer.body))
+    }
+
+    /// GET `url` (of this service): its status and body, whatever the status; an error only
+    /// when the service cannot be reached or breaks off its answer.
+    pub async fn get(&self, url: &str) -> anyhow::Result<Answer> {
         let response = self
             .client
-            .get(&url)
+            .get(url)
             .send()
             .await
             .map_err(|e| anyhow::Error::new(e).context(self.unreachable()))?;
@@ -79,33 +100,21 @@ impl ReadApi {
                 self.name, self.base_url
             )
         })?;
-        let json: Option<Value> = serde_json::from_str(&body).ok();
-        if status == StatusCode::NOT_FOUND {
-            // The read API answers 404 with {"error": …}; anything else is not that API.
-            return match json.as_ref().and_then(|j| j.get("error")) {
-                Some(_) => Ok(None),
-                None => Err(anyhow!(
-                    "{url} answered 404 without the read API's error body — does {} point at the {}?",
-                    self.url_variable,
-                    self.name
-                )),
-            };
-        }
-        if !status.is_success() {
-            let said = json
-                .as_ref()
-                .and_then(|j| j.get("error"))
-                .and_then(Value::as_str)
-                .map(str::to_owned)
-                .unwrap_or_else(|| body.chars().take(200).collect());
-            return Err(anyhow!(
-                "the {} at {} answered {status} to GET {url}: {said} — check its log (scripts/stack logs {})",
-                self.name,
-                self.base_url,
-                self.name
-            ));
-        }
-        Ok(Some(body))
+        Ok(Answer { status, body })
+    }
+
+    /// "the … answered 503 to GET …: …" for an answer that is not a success.
+    pub fn refused(&self, url: &str, answer: &Answer) -> anyhow::Error {
+        let said = answer
+            .error()
+            .unwrap_or_else(|| answer.body.chars().take(200).collect());
+        anyhow!(
+            "the {} at {} answered {} to GET {url}: {said} — check its log (scripts/stack logs {})",
+            self.name,
+            self.base_url,
+            answer.status,
+            self.name
+        )
     }
 
     /// "cannot reach the … at …" with what to do about it.
@@ -114,6 +123,25 @@ impl ReadApi {
             "cannot reach the {} at {} — is it running? (scripts/stack status; set {} if it runs elsewhere)",
             self.name, self.base_url, self.url_variable
         )
+    }
+}
+
+/// A read API's answer: its status and body.
+#[derive(Debug, Clone)]
+pub struct Answer {
+    pub status: StatusCode,
+    pub body: String,
+}
+
+impl Answer {
+    /// The body as JSON, when it is.
+    pub fn json(&self) -> Option<Value> {
+        serde_json::from_str(&self.body).ok()
+    }
+
+    /// The read API's `{"error": "…"}`, when the body is one.
+    pub fn error(&self) -> Option<String> {
+        self.json()?.get("error")?.as_str().map(str::to_owned)
     }
 }
 

@@ -4,10 +4,11 @@
 
 use anyhow::anyhow;
 use events_schema::FareId;
+use serde_json::Value;
 
 use crate::exit;
 use crate::report::{json_report, render, Accounting};
-use crate::services::read_apis;
+use crate::services::{read_apis, ReadApi};
 use crate::timeline;
 
 /// `fares status`
@@ -17,7 +18,7 @@ pub struct StatusArgs {
     #[arg(value_name = "FARE_ID", allow_hyphen_values = true)]
     pub fare_id: String,
     /// Print one JSON object instead of the table:
-    /// {fare_id, status, outcome, timeline, payment, accounting}.
+    /// {fare_id, status, outcome, stuck, timeline, payment, accounting}.
     #[arg(long)]
     pub json: bool,
     /// The payment-service's read API. Default: http:// + PAYMENT_HTTP_ADDR when set, else
@@ -32,19 +33,13 @@ pub struct StatusArgs {
 
 /// Fetches both views and prints the timeline.
 pub async fn run(args: StatusArgs) -> anyhow::Result<()> {
-    let fare_id = FareId::parse(&args.fare_id)
-        .map_err(|e| anyhow!("{:?} is not a fare id: it {}", args.fare_id, e.problem()))?;
+    let fare_id = parse_fare_id(&args.fare_id)?;
     let (payment, accounting) =
         read_apis(args.payment_url.as_deref(), args.accounting_url.as_deref())?;
-    let (payment_view, accounting_view) =
-        tokio::join!(payment.fare(&fare_id), accounting.fare(&fare_id));
-    let Some(payment_view) = payment_view? else {
-        return Err(exit::negative(format!(
-            "unknown fare {fare_id}: the payment-service at {} has not registered it — check the id; \
-             a request published a moment ago may not be consumed yet",
-            payment.base_url
-        )));
-    };
+    let Views {
+        payment: payment_view,
+        accounting: accounting_view,
+    } = views(&fare_id, &payment, &accounting).await?;
     let accounting_view = match accounting_view {
         Ok(view) => view,
         Err(error) if !args.json => {
@@ -74,4 +69,41 @@ pub async fn run(args: StatusArgs) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// `text` as a fare id, or what is wrong with it.
+pub fn parse_fare_id(text: &str) -> anyhow::Result<FareId> {
+    FareId::parse(text).map_err(|e| anyhow!("{text:?} is not a fare id: it {}", e.problem()))
+}
+
+/// Both services' views of one fare.
+#[derive(Debug)]
+pub struct Views {
+    /// The payment-service's view.
+    pub payment: Value,
+    /// The accounting-service's: `Ok(None)` when it has not seen the fare, `Err` when it could
+    /// not be asked (the payment-service's view still tells most of the story).
+    pub accounting: anyhow::Result<Option<Value>>,
+}
+
+/// Asks both services about `fare_id` at once. A negative answer (exit code 1) when the
+/// payment-service does not know the fare; an error when it cannot be asked.
+pub async fn views(
+    fare_id: &FareId,
+    payment: &ReadApi,
+    accounting: &ReadApi,
+) -> anyhow::Result<Views> {
+    let (payment_view, accounting_view) =
+        tokio::join!(payment.fare(fare_id), accounting.fare(fare_id));
+    let Some(payment_view) = payment_view? else {
+        return Err(exit::negative(format!(
+            "unknown fare {fare_id}: the payment-service at {} has not registered it — check the id; \
+             a request published a moment ago may not be consumed yet",
+            payment.base_url
+        )));
+    };
+    Ok(Views {
+        payment: payment_view,
+        accounting: accounting_view,
+    })
 }

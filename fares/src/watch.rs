@@ -60,17 +60,7 @@ pub async fn run(args: WatchArgs) -> anyhow::Result<()> {
     while args.count.is_none_or(|n| printed < n) {
         let message = tokio::select! {
             _ = &mut shutdown => break,
-            message = reader.recv() => message,
-        };
-        let message = match message {
-            Ok(message) => {
-                warnings.clear();
-                message
-            }
-            Err(error) => {
-                warnings.warn(outcomes::consumer_error(&error, &topic, kafka.bootstrap())?);
-                continue;
-            }
+            message = outcomes::next_message(&reader, &topic, kafka.bootstrap(), &mut warnings) => message?,
         };
         let received = Received::from_message(&message);
         if only

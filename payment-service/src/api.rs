@@ -6,9 +6,15 @@
 //!   by `limit` (default 100, at most 1000) with its `total` and `truncated`;
 //! - `GET /fares` — how many fares are in each status;
 //! - `GET /fares?status=needs_attention&limit=&after=` — the ids of the fares in a status,
-//!   oldest first, a page at a time: `next` is the `after` of the next page (null on the last).
+//!   oldest first, a page at a time: `next` is the `after` of the next page (null on the last);
+//! - `GET /fares?stuck=true&limit=&after=[&stuck_after=10m]` — the stuck fares (see
+//!   [`crate::stuck`]), oldest first, paged the same way: each with its status, since when
+//!   nothing happened, and what it waits for. `stuck_after` overrides `STUCK_AFTER` for this
+//!   answer. `GET /fares/{fare_id}` has the same under `stuck` (null when it is not).
 //!
 //! `GET /health` is added by the shared runtime. Read-only: state changes only through events.
+
+use std::time::Duration;
 
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
@@ -26,24 +32,32 @@ use transactional_messaging::read_api::{
 };
 
 use crate::fare::{self, FareStatus, ListPosition};
+use crate::stuck::{self, StuckFare};
 use crate::timeline;
 
-pub fn router(pool: PgPool) -> Router {
+#[derive(Clone)]
+struct Api {
+    pool: PgPool,
+    /// `STUCK_AFTER`: a fare without progress this long is stuck.
+    stuck_after: Duration,
+}
+
+pub fn router(pool: PgPool, stuck_after: Duration) -> Router {
     Router::new()
         .route("/fares", get(list_fares))
         .route("/fares/{fare_id}", get(show_fare))
-        .with_state(pool)
+        .with_state(Api { pool, stuck_after })
 }
 
 async fn show_fare(
-    State(pool): State<PgPool>,
+    State(api): State<Api>,
     Path(fare_id): Path<String>,
     query: Result<Query<PageQuery>, QueryRejection>,
 ) -> Result<Response, BadRequest> {
     let (limit, _) = paging(query)?;
     let fare_id = FareId::parse(&fare_id).map_err(|error| BadRequest(error.to_string()))?;
     Ok(found_or_404(
-        timeline::of_fare(&pool, &fare_id, limit).await,
+        timeline::of_fare(&api.pool, &fare_id, limit, api.stuck_after).await,
         &format!("fare {fare_id}"),
     ))
 }
@@ -51,16 +65,46 @@ async fn show_fare(
 #[derive(Debug, serde::Deserialize)]
 struct ListQuery {
     status: Option<String>,
+    stuck: Option<String>,
+    stuck_after: Option<String>,
     limit: Option<String>,
     after: Option<String>,
 }
 
 async fn list_fares(
-    State(pool): State<PgPool>,
+    State(api): State<Api>,
     query: Result<Query<ListQuery>, QueryRejection>,
 ) -> Result<Response, BadRequest> {
     let Query(query) = query?;
     let limit = Limit::parse(query.limit.as_deref())?;
+    let pool = api.pool;
+    match query.stuck.as_deref() {
+        None | Some("false") => {}
+        Some("true") => {
+            if query.status.is_some() {
+                return Err(BadRequest(
+                    "stuck=true and status= cannot be combined".to_owned(),
+                ));
+            }
+            let stuck_after = match query.stuck_after.as_deref() {
+                None => api.stuck_after,
+                Some(text) => humantime::parse_duration(text).map_err(|error| {
+                    BadRequest(format!(
+                        "stuck_after={text:?} is not a duration such as 90s or 10m: {error}"
+                    ))
+                })?,
+            };
+            let after = query.after.as_deref().map(decode_position).transpose()?;
+            return Ok(respond(
+                stuck_fares(&pool, stuck_after, after.as_ref(), limit).await,
+            ));
+        }
+        Some(other) => {
+            return Err(BadRequest(format!(
+                "stuck={other:?}: expected true or false"
+            )))
+        }
+    }
     let Some(name) = query.status.as_deref() else {
         return Ok(respond(count_by_status(&pool).await));
     };
@@ -92,6 +136,25 @@ async fn fares_in_status(
     Ok(json!({
         "status": status.as_str(),
         "fare_ids": ids,
+        "limit": limit.get(),
+        "next": page.next,
+    }))
+}
+
+async fn stuck_fares(
+    pool: &PgPool,
+    stuck_after: Duration,
+    after: Option<&ListPosition>,
+    limit: Limit,
+) -> anyhow::Result<serde_json::Value> {
+    let mut conn = pool.acquire().await?;
+    let rows = stuck::list(&mut conn, stuck_after, after, limit.probe()).await?;
+    let page = Page::from_probe(rows, limit, |fare: &StuckFare| {
+        encode_position(&fare.position)
+    });
+    Ok(json!({
+        "stuck_after_secs": stuck_after.as_secs(),
+        "fares": page.items,
         "limit": limit.get(),
         "next": page.next,
     }))

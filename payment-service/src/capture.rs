@@ -8,7 +8,7 @@ use transactional_messaging::{Disposition, HandleError, Progress};
 use crate::batch::Batch;
 use crate::fare::FareStatus;
 use crate::gateway::{GatewayRequest, Operation};
-use crate::saga::{fare_at, Answer, Skip};
+use crate::saga::{fare_at, Reply, Skip};
 
 /// `PreAuthorised`: ask for the capture.
 pub fn on_pre_authorised(batch: &mut Batch<'_>, event: &Event) -> Result<Skip, HandleError> {
@@ -25,18 +25,27 @@ pub fn on_pre_authorised(batch: &mut Batch<'_>, event: &Event) -> Result<Skip, H
     Ok(Progress::Call(call))
 }
 
-/// The gateway's answer to the capture asked for on `event`.
+/// The gateway's answer to the capture asked for on `event`. A capture left unanswered past
+/// the answer timeout fails the charge like a decline: the hold is then released, and the
+/// gateway refuses that release if the capture did happen (the fare then needs attention).
 pub fn on_answer(
     batch: &mut Batch<'_>,
     event: &Event,
     request: &GatewayRequest,
-    answer: &Answer,
+    reply: &Reply,
 ) -> Skip {
     let mut fare = match fare_at(batch, event, FareStatus::PreAuthorised) {
         Ok(fare) => fare,
         Err(done) => return Progress::Done(done),
     };
     let authorisation_id = request.reference.clone().unwrap_or_default();
+    let answer = match reply {
+        Reply::Answered(answer) => answer.clone(),
+        Reply::Unanswered(after) => Err(format!(
+            "no answer from the gateway within {}",
+            humantime::format_duration(*after)
+        )),
+    };
     let data = match answer {
         Ok(charge_id) => {
             fare.status = FareStatus::Charged;
@@ -46,7 +55,7 @@ pub fn on_answer(
                 amount_minor: request.amount_minor,
                 currency: request.currency,
                 authorisation_id,
-                charge_id: charge_id.clone(),
+                charge_id,
             })
         }
         Err(reason) => {
@@ -57,7 +66,7 @@ pub fn on_answer(
                 amount_minor: request.amount_minor,
                 currency: request.currency,
                 authorisation_id,
-                reason: reason.clone(),
+                reason,
             })
         }
     };

@@ -7,8 +7,11 @@
 //! attempts themselves are made by the [`compensator`](crate::compensator), off the consumer's
 //! path, so that a gateway that keeps refusing one fare's compensation holds up no other fare.
 
+use std::time::Duration;
+
 use events_schema::{Compensation, Event, EventData};
 use transactional_messaging::{Disposition, Progress};
+use uuid::Uuid;
 
 use crate::batch::Batch;
 use crate::fare::{Fare, FareStatus};
@@ -67,7 +70,12 @@ pub fn pending_in(status: FareStatus) -> Option<Compensation> {
 /// `ChargeFailed` → release the hold.
 pub fn on_charge_failed(batch: &mut Batch<'_>, event: &Event) -> Skip {
     match fare_at(batch, event, FareStatus::ChargeFailed) {
-        Ok(fare) => start(batch, fare, Compensation::PreAuthReleased, event),
+        Ok(fare) => start(
+            batch,
+            fare,
+            Compensation::PreAuthReleased,
+            event.event_id.as_uuid(),
+        ),
         Err(done) => Progress::Done(done),
     }
 }
@@ -79,16 +87,37 @@ pub fn on_account_update_failed(batch: &mut Batch<'_>, event: &Event) -> Skip {
             if let EventData::AccountUpdateFailed(failed) = &event.data {
                 fare.failure_reason = Some(format!("ledger update failed: {}", failed.reason));
             }
-            start(batch, fare, Compensation::PaymentRefunded, event)
+            start(
+                batch,
+                fare,
+                Compensation::PaymentRefunded,
+                event.event_id.as_uuid(),
+            )
         }
         Err(done) => Progress::Done(done),
     }
 }
 
-fn start(batch: &mut Batch<'_>, mut fare: Fare, compensation: Compensation, cause: &Event) -> Skip {
+/// A pre-authorisation the gateway left unanswered past the answer timeout → release whatever
+/// hold it may have placed: the gateway voids the fare's authorisation (and refuses it if it
+/// comes later), then `PreAuthReleased` ends the fare failed. Caused by the request.
+pub fn on_pre_authorisation_unanswered(
+    batch: &mut Batch<'_>,
+    mut fare: Fare,
+    after: Duration,
+) -> Skip {
+    fare.failure_reason = Some(format!(
+        "pre-authorisation unanswered: no answer from the gateway within {}",
+        humantime::format_duration(after)
+    ));
+    let cause = fare.request_event_id;
+    start(batch, fare, Compensation::PreAuthReleased, cause)
+}
+
+fn start(batch: &mut Batch<'_>, mut fare: Fare, compensation: Compensation, cause: Uuid) -> Skip {
     fare.status = compensation.pending();
     fare.compensation_attempts = 0;
-    fare.compensation_cause = Some(cause.event_id.as_uuid());
+    fare.compensation_cause = Some(cause);
     batch.start_compensation(fare);
     Progress::Done(Disposition::Processed)
 }

@@ -36,7 +36,7 @@ use transactional_messaging::{CommitWatch, HandleError, Handoff, Stopping};
 
 use crate::compensation::{pending_in, CompensationSteps};
 use crate::fare::{self, Fare};
-use crate::gateway::PaymentGateway;
+use crate::gateway::{self, Operation, PaymentGateway};
 use crate::saga::{Answer, Saga};
 
 /// How often the compensator looks for attempts that came due.
@@ -309,13 +309,16 @@ async fn record<G: PaymentGateway>(
 }
 
 /// The gateway reference a compensation acts on: the hold for a release, the capture for a
-/// refund.
+/// refund. A pre-authorisation never answered has no reference: its release voids it by its
+/// idempotency key, which names it instead.
 fn reference_of(fare: &Fare, compensation: Compensation) -> String {
     match compensation {
-        Compensation::PreAuthReleased => fare.authorisation_id.clone(),
-        Compensation::PaymentRefunded => fare.charge_id.clone(),
+        Compensation::PreAuthReleased => fare
+            .authorisation_id
+            .clone()
+            .unwrap_or_else(|| gateway::idempotency_key(&fare.fare_id, Operation::PreAuthorise)),
+        Compensation::PaymentRefunded => fare.charge_id.clone().unwrap_or_default(),
     }
-    .unwrap_or_default()
 }
 
 fn done_event(

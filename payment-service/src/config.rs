@@ -11,6 +11,9 @@ use transactional_messaging::retry::Backoff;
 use crate::gateway::FaultInjection;
 use crate::saga::RetryPolicy;
 
+/// `STUCK_AFTER`'s default, as `fares audit --stuck-after`'s.
+pub const STUCK_AFTER: Duration = Duration::from_secs(300);
+
 #[derive(Debug, Clone)]
 pub struct PaymentConfig {
     /// `PAYMENT_DATABASE_URL`: the payment_service role, which owns schema `payment`.
@@ -25,6 +28,9 @@ pub struct PaymentConfig {
     /// `GATEWAY_SLOW_MS` (default 30000, the `_slow_gateway` marker's pre-authorisation).
     pub faults: FaultInjection,
     pub retry: RetryPolicy,
+    /// `STUCK_AFTER`, default 5m: a fare without an outcome and without progress this long is
+    /// stuck — listed by the read API, logged, counted (see `crate::stuck`).
+    pub stuck_after: Duration,
 }
 
 impl PaymentConfig {
@@ -83,7 +89,9 @@ impl PaymentConfig {
                     "COMPENSATION_LEASE",
                     defaults.compensation_lease,
                 )?,
+                answer_timeout: env_duration("GATEWAY_ANSWER_TIMEOUT", defaults.answer_timeout)?,
             },
+            stuck_after: env_duration("STUCK_AFTER", STUCK_AFTER)?,
         })
     }
 }

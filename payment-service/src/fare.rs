@@ -45,7 +45,7 @@ pub enum FareStatus {
 }
 
 impl FareStatus {
-    const ALL: [FareStatus; 15] = [
+    pub const ALL: [FareStatus; 15] = [
         FareStatus::Rejected,
         FareStatus::PreAuthorising,
         FareStatus::PreAuthorised,

@@ -16,7 +16,7 @@ use uuid::Uuid;
 use crate::batch::Batch;
 use crate::gateway::{GatewayRequest, Operation, PaymentGateway};
 use crate::registration::{self, RequestIds};
-use crate::saga::{Answer, Saga, Skip};
+use crate::saga::{Reply, Saga, Skip};
 use crate::{capture, compensation, outcome};
 
 /// The topics the payment-service consumes.
@@ -41,12 +41,12 @@ impl<G> PaymentHandler<G> {
 
 impl<G: PaymentGateway> Handler for PaymentHandler<G> {
     type Call = GatewayRequest;
-    type Answer = Answer;
+    type Answer = Reply;
 
     async fn handle(
         &self,
         conn: &mut PgConnection,
-        inputs: &[Input<'_, GatewayRequest, Answer>],
+        inputs: &[Input<'_, GatewayRequest, Reply>],
         outbox: &mut Vec<OutboxMessage>,
     ) -> Result<Vec<Progress<GatewayRequest>>, HandleError> {
         let fares: Vec<String> = inputs.iter().filter_map(fare_of).collect();
@@ -85,13 +85,13 @@ impl<G: PaymentGateway> Handler for PaymentHandler<G> {
         Ok(progress)
     }
 
-    async fn call(&self, call: &GatewayRequest) -> Answer {
-        self.saga.answer(call).await
+    async fn call(&self, call: &GatewayRequest) -> Reply {
+        self.saga.reply(call).await
     }
 }
 
 /// The fare an input is about.
-fn fare_of(input: &Input<'_, GatewayRequest, Answer>) -> Option<String> {
+fn fare_of(input: &Input<'_, GatewayRequest, Reply>) -> Option<String> {
     match input {
         Input::Raw(message) => events_schema::ReceivedFareRequest::parse(&message.payload)
             .ok()
@@ -125,11 +125,11 @@ fn on_answer(
     batch: &mut Batch<'_>,
     event: Option<&Event>,
     call: &GatewayRequest,
-    answer: &Answer,
+    reply: &Reply,
 ) -> Skip {
     match (call.operation, event) {
-        (Operation::PreAuthorise, _) => registration::on_answer(batch, call, answer),
-        (Operation::Capture, Some(event)) => capture::on_answer(batch, event, call, answer),
+        (Operation::PreAuthorise, _) => registration::on_answer(batch, call, reply),
+        (Operation::Capture, Some(event)) => capture::on_answer(batch, event, call, reply),
         (operation, _) => Progress::Done(Disposition::DeadLettered(format!(
             "no step awaits the answer to a {}",
             operation.as_str()

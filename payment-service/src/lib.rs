@@ -17,6 +17,7 @@ pub mod metrics;
 pub mod outcome;
 pub mod registration;
 pub mod saga;
+pub mod stuck;
 pub mod timeline;
 
 use std::future::Future;
@@ -86,7 +87,8 @@ impl PaymentService {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let pool = self.service.pool.clone();
-        let gauges = metrics::FareGauges::register(self.service.metrics().registry())?;
+        let stuck_after = self.config.stuck_after;
+        let gauges = metrics::FareGauges::register(self.service.metrics().registry(), stuck_after)?;
         self.service.metrics().read_on_scrape(Arc::new(gauges));
         let saga = Arc::new(Saga {
             gateway: GatewaySimulator::new(pool.clone(), self.config.faults),
@@ -102,9 +104,13 @@ impl PaymentService {
                 self.service.stopping(),
             ),
         ));
+        tasks.push(Task::new(
+            "stuck-fares watch",
+            stuck::watch(pool.clone(), stuck_after, self.service.stopping()),
+        ));
         let handler = PaymentHandler::new(saga);
         self.service
-            .run(handler, api::router(pool), tasks, shutdown)
+            .run(handler, api::router(pool, stuck_after), tasks, shutdown)
             .await
     }
 }

@@ -2,9 +2,9 @@
 //! waiting, fares that need attention, stuck fares. Outcomes are counted by the consumer once
 //! the batch writing them commits ([`crate::batch::Batch::emit_outcome`]).
 //!
-//! One statement per scrape, through the `fares_status_created` index: it visits only the
-//! fares in the statuses it counts (all but the three ordinary terminal ones), never the
-//! table's history of collected and failed fares.
+//! Two statements per scrape, through the `fares_status_created` index: they visit only the
+//! fares in the statuses they count (all but the ordinary terminal ones), never the table's
+//! history of collected and failed fares.
 
 use std::time::Duration;
 
@@ -14,21 +14,19 @@ use prometheus::{IntGauge, IntGaugeVec, Opts, Registry};
 use sqlx::PgConnection;
 use transactional_messaging::DatabaseGauges;
 
-use crate::fare::FareStatus;
-
-/// A fare not terminal whose row has not changed for this long is stuck (as `fares audit
-/// --stuck-after`'s default).
-pub const STUCK_AFTER: Duration = Duration::from_secs(300);
+use crate::stuck;
 
 pub struct FareGauges {
     compensations_waiting: IntGaugeVec,
     needs_attention: IntGauge,
     stuck: IntGauge,
+    stuck_after: Duration,
 }
 
 impl FareGauges {
-    /// The gauges, registered in `registry`.
-    pub fn register(registry: &Registry) -> prometheus::Result<FareGauges> {
+    /// The gauges, registered in `registry`; a fare is stuck after `stuck_after` without
+    /// progress (`STUCK_AFTER`, see [`crate::stuck`]).
+    pub fn register(registry: &Registry, stuck_after: Duration) -> prometheus::Result<FareGauges> {
         let compensations_waiting = IntGaugeVec::new(
             Opts::new(
                 "wildrydes_compensations_waiting",
@@ -42,7 +40,7 @@ impl FareGauges {
         )?;
         let stuck = IntGauge::new(
             "wildrydes_fares_stuck",
-            "Fares without an outcome whose row has not changed for 5 minutes (as fares audit --stuck-after 5m).",
+            "Fares without an outcome and without progress for STUCK_AFTER (default 5 minutes, as fares audit --stuck-after): GET /fares?stuck=true lists them.",
         )?;
         registry.register(Box::new(compensations_waiting.clone()))?;
         registry.register(Box::new(needs_attention.clone()))?;
@@ -51,41 +49,21 @@ impl FareGauges {
             compensations_waiting,
             needs_attention,
             stuck,
+            stuck_after,
         })
     }
 
     async fn read(&self, conn: &mut PgConnection) -> sqlx::Result<()> {
-        let counted: Vec<String> = [
-            FareStatus::PreAuthorising,
-            FareStatus::PreAuthorised,
-            FareStatus::PreAuthFailed,
-            FareStatus::Charged,
-            FareStatus::ChargeFailed,
-            FareStatus::Releasing,
-            FareStatus::PreAuthReleased,
-            FareStatus::ReleaseFailed,
-            FareStatus::Refunding,
-            FareStatus::Refunded,
-            FareStatus::RefundFailed,
-            FareStatus::NeedsAttention,
-        ]
-        .iter()
-        .map(|status| status.as_str().to_owned())
-        .collect();
-        let stuck_after = STUCK_AFTER.as_secs_f64();
         let row = sqlx::query!(
             r#"SELECT
                  count(*) FILTER (WHERE status = 'releasing') AS "releasing!",
                  count(*) FILTER (WHERE status = 'refunding') AS "refunding!",
-                 count(*) FILTER (WHERE status = 'needs_attention') AS "needs_attention!",
-                 count(*) FILTER (WHERE status <> 'needs_attention'
-                   AND updated_at < now() - make_interval(secs => $2)) AS "stuck!"
-               FROM fares WHERE status = ANY($1)"#,
-            &counted,
-            stuck_after,
+                 count(*) FILTER (WHERE status = 'needs_attention') AS "needs_attention!"
+               FROM fares WHERE status IN ('releasing', 'refunding', 'needs_attention')"#,
         )
-        .fetch_one(conn)
+        .fetch_one(&mut *conn)
         .await?;
+        let stuck = stuck::count(conn, self.stuck_after).await?;
         self.compensations_waiting
             .with_label_values(&["release"])
             .set(row.releasing);
@@ -93,7 +71,7 @@ impl FareGauges {
             .with_label_values(&["refund"])
             .set(row.refunding);
         self.needs_attention.set(row.needs_attention);
-        self.stuck.set(row.stuck);
+        self.stuck.set(stuck);
         Ok(())
     }
 }

@@ -36,9 +36,10 @@ use transactional_messaging::{
 use uuid::Uuid;
 
 use crate::batch::Batch;
+use crate::compensation;
 use crate::fare::{Fare, FareStatus};
 use crate::gateway::{GatewayRequest, Operation};
-use crate::saga::{Answer, Skip};
+use crate::saga::{Reply, Skip};
 
 /// The reason on a conflicting duplicate's dead letter.
 pub const CONFLICTING_DUPLICATE: &str = "conflicting duplicate";
@@ -121,7 +122,7 @@ pub fn on_request(
         source_topic: message.topic.clone(),
         source_partition: message.partition,
         source_offset: message.offset,
-        trace: Default::default(),
+        trace: message.trace.clone(),
     };
     ids.seen.insert(
         record.event_id,
@@ -165,8 +166,9 @@ fn on_known_fare(known: Fare, request: &ReceivedFareRequest, fingerprint: Uuid) 
     Progress::Done(Disposition::Ignored)
 }
 
-/// The gateway's answer to a fare's pre-authorisation.
-pub fn on_answer(batch: &mut Batch<'_>, request: &GatewayRequest, answer: &Answer) -> Skip {
+/// The gateway's answer to a fare's pre-authorisation; none within the answer timeout
+/// releases the hold it may have placed ([`compensation::on_pre_authorisation_unanswered`]).
+pub fn on_answer(batch: &mut Batch<'_>, request: &GatewayRequest, reply: &Reply) -> Skip {
     let Some(mut fare) = batch.take(request.fare_id.as_str()) else {
         return Progress::Done(Disposition::DeadLettered(format!(
             "unknown fare {}",
@@ -177,6 +179,12 @@ pub fn on_answer(batch: &mut Batch<'_>, request: &GatewayRequest, answer: &Answe
         // Another delivery of the request recorded the answer first.
         return Progress::Done(Disposition::Ignored);
     }
+    let answer = match reply {
+        Reply::Answered(answer) => answer,
+        Reply::Unanswered(after) => {
+            return compensation::on_pre_authorisation_unanswered(batch, fare, *after)
+        }
+    };
     let data = match answer {
         Ok(authorisation_id) => {
             fare.status = FareStatus::PreAuthorised;
@@ -397,7 +405,7 @@ mod tests {
         let mut outbox = Vec::new();
         let fares = HashMap::from([("wr_1".to_owned(), registered[0].clone())]);
         let mut batch = Batch::of(fares, &mut outbox);
-        let done = on_answer(&mut batch, &call, &Ok("auth_1".to_owned()));
+        let done = on_answer(&mut batch, &call, &Reply::Answered(Ok("auth_1".to_owned())));
         assert!(matches!(done, Progress::Done(Disposition::Processed)));
         let saved = batch.written().1[0].clone();
         assert_eq!(saved.status, FareStatus::PreAuthorised);
@@ -407,9 +415,38 @@ mod tests {
 
         let mut outbox = Vec::new();
         let mut batch = Batch::of(HashMap::from([("wr_1".to_owned(), saved)]), &mut outbox);
-        let again = on_answer(&mut batch, &call, &Ok("auth_1".to_owned()));
+        let again = on_answer(&mut batch, &call, &Reply::Answered(Ok("auth_1".to_owned())));
         assert!(matches!(again, Progress::Done(Disposition::Ignored)));
         drop(batch);
         assert!(outbox.is_empty(), "no second PreAuthorised");
+    }
+
+    #[test]
+    fn an_unanswered_pre_authorisation_releases_the_hold_it_may_have_placed() {
+        let (Progress::Call(call), registered, _) = run(vec![], &request(2000)) else {
+            panic!("no call")
+        };
+        let mut outbox = Vec::new();
+        let fares = HashMap::from([("wr_1".to_owned(), registered[0].clone())]);
+        let mut batch = Batch::of(fares, &mut outbox);
+        let done = on_answer(
+            &mut batch,
+            &call,
+            &Reply::Unanswered(std::time::Duration::from_secs(120)),
+        );
+        assert!(matches!(done, Progress::Done(Disposition::Processed)));
+        let (_, changed, _) = batch.written();
+        let saved = changed[0].clone();
+        assert_eq!(saved.status, FareStatus::Releasing);
+        assert_eq!(saved.compensation_cause, Some(saved.request_event_id));
+        assert_eq!(
+            saved.failure_reason.as_deref(),
+            Some("pre-authorisation unanswered: no answer from the gateway within 2m")
+        );
+        drop(batch);
+        assert!(
+            outbox.is_empty(),
+            "nothing is said before the release is done"
+        );
     }
 }

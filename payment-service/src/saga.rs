@@ -32,6 +32,10 @@ pub struct RetryPolicy {
     /// (`COMPENSATION_LEASE`, default 2 min). A process that dies mid-attempt leaves the
     /// attempt to be made again when the lease has run out.
     pub compensation_lease: Duration,
+    /// How long a pre-authorisation or a capture may go unanswered before the step gives up
+    /// waiting (`GATEWAY_ANSWER_TIMEOUT`, default 2 min; above `GATEWAY_SLOW_MS`): see
+    /// [`Reply::Unanswered`].
+    pub answer_timeout: Duration,
 }
 
 impl Default for RetryPolicy {
@@ -42,6 +46,7 @@ impl Default for RetryPolicy {
             compensation_budget: Duration::from_secs(6 * 60 * 60),
             compensation_backoff: Backoff::new(Duration::from_secs(1), Duration::from_secs(300)),
             compensation_lease: Duration::from_secs(120),
+            answer_timeout: Duration::from_secs(120),
         }
     }
 }
@@ -53,8 +58,21 @@ pub struct Saga<G> {
     pub policy: RetryPolicy,
 }
 
-/// A gateway answer once transient faults are retried away.
+/// A gateway answer once transient faults are retried away: `Ok(reference)` approved,
+/// `Err(reason)` declined.
 pub type Answer = Result<String, String>;
+
+/// What a step learns of its gateway call (a pre-authorisation or a capture).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reply {
+    Answered(Answer),
+    /// No answer within [`RetryPolicy::answer_timeout`]: the gateway hangs, or is unreachable
+    /// all that time. The step stops waiting — a stuck saga must end — and, since the call
+    /// may still have been carried out, voids what it may have done: an unanswered
+    /// pre-authorisation is released, an unanswered capture fails the charge and releases the
+    /// hold (refused by the gateway if the capture did happen: the fare then needs attention).
+    Unanswered(Duration),
+}
 
 impl<G: PaymentGateway> Saga<G> {
     /// Calls the gateway, repeating the call (same idempotency key) on transient faults.
@@ -129,9 +147,23 @@ impl<G: PaymentGateway> Saga<G> {
 }
 
 impl<G: PaymentGateway> Saga<G> {
+    /// The gateway's answer to `request` if it comes within the answer timeout.
+    pub async fn reply(&self, request: &GatewayRequest) -> Reply {
+        let timeout = self.policy.answer_timeout;
+        match tokio::time::timeout(timeout, self.answer(request)).await {
+            Ok(answer) => Reply::Answered(answer),
+            Err(_) => {
+                tracing::warn!(fare_id = %request.fare_id, operation = request.operation.as_str(),
+                    timeout = %humantime::format_duration(timeout),
+                    "the gateway did not answer in time; the step gives up waiting");
+                Reply::Unanswered(timeout)
+            }
+        }
+    }
+
     /// The gateway's answer to `request`: the call is repeated (same idempotency key) for as
     /// long as it takes — it runs outside any transaction, and only its fare waits.
-    pub async fn answer(&self, request: &GatewayRequest) -> Answer {
+    async fn answer(&self, request: &GatewayRequest) -> Answer {
         let backoff = self.policy.gateway_backoff;
         let mut rounds = 0;
         loop {

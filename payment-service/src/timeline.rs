@@ -3,6 +3,8 @@
 //! operations and the compensation attempts. Each list holds at most `limit` items, the oldest, with how many there are: a
 //! flood of messages under one fare id costs an answer no more than `limit` rows a list.
 
+use std::time::Duration;
+
 use events_schema::FareId;
 use sqlx::PgPool;
 use time::OffsetDateTime;
@@ -11,11 +13,14 @@ use transactional_messaging::read_api::{Bounded, Limit};
 use uuid::Uuid;
 
 use crate::fare::{self, Fare};
+use crate::stuck::{self, StuckFare};
 
 #[derive(Debug, serde::Serialize)]
 pub struct FareView {
     pub service: &'static str,
     pub fare: Fare,
+    /// Set when the fare is stuck (see [`crate::stuck`]).
+    pub stuck: Option<StuckFare>,
     pub consumed: Bounded<ConsumedEvent>,
     pub emitted: Bounded<EmittedEvent>,
     pub dead_letters: Bounded<DeadLetterView>,
@@ -64,11 +69,13 @@ pub async fn of_fare(
     pool: &PgPool,
     fare_id: &FareId,
     limit: Limit,
+    stuck_after: Duration,
 ) -> anyhow::Result<Option<FareView>> {
     let mut conn = pool.acquire().await?;
     let Some(fare) = fare::find(&mut conn, fare_id).await? else {
         return Ok(None);
     };
+    let stuck = stuck::of_fare(&mut conn, stuck_after, fare_id.as_str()).await?;
     let consumed_total = sqlx::query_scalar!(
         r#"SELECT count(*) AS "count!" FROM inbox WHERE fare_id = $1"#,
         fare_id.as_str()
@@ -119,6 +126,7 @@ pub async fn of_fare(
     Ok(Some(FareView {
         service: crate::SERVICE_NAME,
         fare,
+        stuck,
         consumed: Bounded::new(consumed, consumed_total),
         emitted,
         dead_letters,

@@ -99,15 +99,7 @@ async fn a_poison_request_is_listed_shown_and_replayed_corrected_once() -> anyho
     let cut = &full.as_bytes()[..40];
     env.publish(Topic::FareRequests, Some("wr_dlq_1"), cut)
         .await?;
-    let letter = env
-        .recorder
-        .wait_for("the dead letter", TIMEOUT, |records| {
-            records
-                .iter()
-                .find(|r| r.topic == Topic::PaymentDlq)
-                .cloned()
-        })
-        .await?;
+    let letter = env.recorder.first_on(Topic::PaymentDlq, TIMEOUT).await?;
     assert_eq!(letter.offset, 0);
 
     // (a) listed and shown with its reason.

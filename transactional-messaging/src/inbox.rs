@@ -123,13 +123,8 @@ impl InboxRecord {
             source_topic: source.topic.clone(),
             source_partition: source.partition,
             source_offset: source.offset,
-            trace: Carrier::default(),
+            trace: source.trace.clone(),
         }
-    }
-
-    /// The record, keeping the context of the span that processed the event.
-    pub fn traced(self, trace: Carrier) -> Self {
-        InboxRecord { trace, ..self }
     }
 }
 

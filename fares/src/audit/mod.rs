@@ -90,9 +90,10 @@ pub async fn run(args: AuditArgs) -> anyhow::Result<()> {
     let (payment, accounting) =
         read_apis(args.payment_url.as_deref(), args.accounting_url.as_deref())?;
     let asked = fares_to_ask_about(&topic_facts, &state);
-    let read_api_scan = read_apis::scan(&[payment, accounting], &asked).await;
+    let apis = [payment, accounting];
+    let read_api_scan = read_apis::scan(&apis, &asked).await;
 
-    let findings = checks::run(&Evidence {
+    let mut findings = checks::run(&Evidence {
         topics: &topic_facts,
         committed: &committed,
         state: &state,
@@ -104,6 +105,7 @@ pub async fn run(args: AuditArgs) -> anyhow::Result<()> {
         stuck_after: args.stuck_after,
         retention: args.retention,
     });
+    read_apis::waiting_for(&apis[0], &mut findings.stuck).await;
     let mut not_checked = read_api_scan.not_checked;
     if args.logs.is_empty() {
         not_checked.push("log files: none given (--logs FILE…)".to_owned());

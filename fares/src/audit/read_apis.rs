@@ -6,10 +6,14 @@
 use events_schema::{card, FareId};
 use futures::stream::{self, StreamExt};
 
+use super::checks::Stuck;
 use crate::services::ReadApi;
 
 /// At most this many fares are asked about, per service.
 pub const MAX_FARES: usize = 1000;
+
+/// At most this many stuck fares are asked about (what they wait for).
+pub const MAX_STUCK: usize = 100;
 
 /// Requests in flight at once, per service.
 const CONCURRENCY: usize = 8;
@@ -21,6 +25,28 @@ pub struct ReadApiScan {
     pub card_numbers: Vec<(&'static str, String)>,
     /// What could not be checked, and why.
     pub not_checked: Vec<String>,
+}
+
+/// Fills in what each of the first [`MAX_STUCK`] `stuck` fares waits for, from `payment`'s
+/// view of it (`stuck.waiting_for`). A fare the service does not count stuck, or a service
+/// that does not answer, leaves it unknown: the audit's verdict does not depend on it.
+pub async fn waiting_for(payment: &ReadApi, stuck: &mut [Stuck]) {
+    let count = stuck.len().min(MAX_STUCK);
+    let answers: Vec<Option<String>> = stream::iter(&stuck[..count])
+        .map(|fare| async move {
+            let fare_id = FareId::parse(&fare.fare_id).ok()?;
+            let body = payment.fare_body(&fare_id).await.ok()??;
+            let view: serde_json::Value = serde_json::from_str(&body).ok()?;
+            view.pointer("/stuck/waiting_for")?
+                .as_str()
+                .map(str::to_owned)
+        })
+        .buffered(CONCURRENCY)
+        .collect()
+        .await;
+    for (fare, answer) in stuck.iter_mut().zip(answers) {
+        fare.waiting_for = answer;
+    }
 }
 
 /// Asks each API about each of `fares` (the first [`MAX_FARES`]) and scans the answers.

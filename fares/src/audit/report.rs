@@ -152,10 +152,14 @@ impl Report {
             for s in self.stuck.iter().take(SHOWN) {
                 writeln!(
                     out,
-                    "  {}  {}  idle {}",
+                    "  {}  {}  idle {}{}",
                     s.fare_id,
                     s.status,
-                    humantime::format_duration(std::time::Duration::from_secs(s.idle_secs))
+                    humantime::format_duration(std::time::Duration::from_secs(s.idle_secs)),
+                    s.waiting_for
+                        .as_deref()
+                        .map(|what| format!("  waiting for {what}"))
+                        .unwrap_or_default()
                 )?;
             }
             more(out, self.stuck.len())?;

@@ -179,16 +179,23 @@ impl Letter {
     }
 }
 
-/// What a DLQ holds: the letters read and how many it keeps in all.
+/// What a DLQ holds: the letters read, how many it keeps in all, and the spans read.
 #[derive(Debug, Default)]
 pub struct Newest {
     pub letters: Vec<Letter>,
     pub total: u64,
+    /// Of each partition: (partition, its oldest offset kept, the end of what was read).
+    pub spans: Vec<(i32, i64, i64)>,
 }
 
-/// The newest `limit` dead letters of each partition of `service`'s DLQ, and how many it
-/// keeps in all. Fails when the topic does not exist.
-pub async fn newest(kafka: &Kafka, service: Service, limit: u64) -> anyhow::Result<Newest> {
+/// The newest `limit` dead letters of each partition of `service`'s DLQ — below offset
+/// `before` when given — and how many it keeps in all. Fails when the topic does not exist.
+pub async fn newest(
+    kafka: &Kafka,
+    service: Service,
+    limit: u64,
+    before: Option<i64>,
+) -> anyhow::Result<Newest> {
     let topic = dlq_of(service);
     let partitions = kafka.require(topic).await?;
     let name = kafka.topic(topic);
@@ -197,12 +204,23 @@ pub async fn newest(kafka: &Kafka, service: Service, limit: u64) -> anyhow::Resu
         .iter()
         .map(|(_, low, high)| (high - low).max(0) as u64)
         .sum();
-    let spans: Vec<(i32, i64, i64)> = watermarks
+    let ends: Vec<(i32, i64, i64)> = watermarks
         .iter()
-        .map(|&(partition, low, high)| (partition, (high - limit as i64).max(low), high))
+        .map(|&(partition, low, high)| {
+            let end = before.map_or(high, |b| b.clamp(low, high));
+            (partition, low, end)
+        })
+        .collect();
+    let spans: Vec<(i32, i64, i64)> = ends
+        .iter()
+        .map(|&(partition, low, end)| (partition, (end - limit as i64).max(low), end))
         .collect();
     let letters = read(kafka, service, spans).await?;
-    Ok(Newest { letters, total })
+    Ok(Newest {
+        letters,
+        total,
+        spans: ends,
+    })
 }
 
 /// The dead letter `id`; a negative answer (exit code 1) when its DLQ holds no message there.

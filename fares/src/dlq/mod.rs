@@ -11,8 +11,8 @@
 //! because the dead letter was replayed before; 2 could not do it: a malformed id, a payload
 //! that fails its checks, Kafka unreachable, a topic missing.
 
-mod letter;
-mod replay;
+pub mod letter;
+pub mod replay;
 mod replays;
 mod text;
 
@@ -21,7 +21,7 @@ use std::collections::BTreeMap;
 use events_schema::choreography::Service;
 use serde_json::{json, Value};
 
-use self::letter::{Letter, LetterId};
+pub use self::letter::{Letter, LetterId};
 use self::replays::Replay;
 use self::text::{masked, payload_json, payload_text, time};
 use crate::broker::Kafka;
@@ -102,32 +102,15 @@ async fn list(kafka: &Kafka, args: ListArgs) -> anyhow::Result<()> {
         Some(service) => vec![service.into()],
         None => Service::ALL.to_vec(),
     };
-    let mut letters = Vec::new();
-    let mut total = 0;
-    for service in services {
-        let newest = letter::newest(kafka, service, args.limit).await?;
-        letters.extend(newest.letters);
-        total += newest.total;
-    }
-    letters.sort_by_key(|l| std::cmp::Reverse((l.timestamp_ms, l.id)));
-    letters.truncate(args.limit as usize);
-    let replays = replays::find(kafka, &letters).await?;
-    let shown = letters.len() as u64;
-    let more = total.saturating_sub(shown);
+    let listing = listing(kafka, &services, args.limit, None).await?;
     if args.json {
-        let entries: Vec<Value> = letters
-            .iter()
-            .enumerate()
-            .map(|(i, l)| summary_json(kafka, l, replays.get(&i).map_or(&[][..], Vec::as_slice)))
-            .collect();
-        let report =
-            json!({ "dead_letters": entries, "shown": shown, "total": total, "more": more });
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        println!("{}", serde_json::to_string_pretty(&listing.to_json(kafka))?);
         return Ok(());
     }
-    if !letters.is_empty() {
-        print!("{}", table(kafka, &letters, &replays));
+    if !listing.letters.is_empty() {
+        print!("{}", table(kafka, &listing.letters, &listing.replays));
     }
+    let (total, shown, more) = (listing.total, listing.shown(), listing.more);
     match (total, more) {
         (0, _) => eprintln!("no dead letters"),
         (1, 0) => eprintln!("1 dead letter"),
@@ -139,28 +122,119 @@ async fn list(kafka: &Kafka, args: ListArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A page of dead letters, newest first, with their replays.
+#[derive(Debug)]
+pub struct Listing {
+    pub letters: Vec<Letter>,
+    /// The replays of each letter, by index in `letters`.
+    pub replays: BTreeMap<usize, Vec<Replay>>,
+    /// How many dead letters the DLQs keep in all.
+    pub total: u64,
+    /// How many older than those shown.
+    pub more: u64,
+}
+
+impl Listing {
+    /// How many are shown.
+    pub fn shown(&self) -> u64 {
+        self.letters.len() as u64
+    }
+
+    /// `{dead_letters: [...], shown, total, more}`, card numbers masked.
+    pub fn to_json(&self, kafka: &Kafka) -> Value {
+        let entries: Vec<Value> = self
+            .letters
+            .iter()
+            .enumerate()
+            .map(|(i, l)| {
+                summary_json(
+                    kafka,
+                    l,
+                    self.replays.get(&i).map_or(&[][..], Vec::as_slice),
+                )
+            })
+            .collect();
+        json!({ "dead_letters": entries, "shown": self.shown(), "total": self.total, "more": self.more })
+    }
+}
+
+/// The newest `limit` dead letters of `services`' DLQs, newest first — those below offset
+/// `before` when given (the next page of one DLQ) — and their replays.
+pub async fn listing(
+    kafka: &Kafka,
+    services: &[Service],
+    limit: u64,
+    before: Option<i64>,
+) -> anyhow::Result<Listing> {
+    let mut letters = Vec::new();
+    let mut total = 0;
+    let mut spans = Vec::new();
+    for &service in services {
+        let newest = letter::newest(kafka, service, limit, before).await?;
+        letters.extend(newest.letters);
+        total += newest.total;
+        spans.extend(newest.spans.into_iter().map(|span| (service, span)));
+    }
+    letters.sort_by_key(|l| std::cmp::Reverse((l.timestamp_ms, l.id)));
+    letters.truncate(limit as usize);
+    // Older than shown: in each partition read, below the oldest letter kept of it.
+    let more = spans
+        .iter()
+        .map(|&(service, (partition, low, end))| {
+            let oldest_shown = letters
+                .iter()
+                .filter(|l| l.id.service == service && l.id.partition == partition)
+                .map(|l| l.id.offset)
+                .min()
+                .unwrap_or(end);
+            (oldest_shown - low).max(0) as u64
+        })
+        .sum();
+    let replays = replays::find(kafka, &letters).await?;
+    Ok(Listing {
+        letters,
+        replays,
+        total,
+        more,
+    })
+}
+
 async fn show(kafka: &Kafka, args: ShowArgs) -> anyhow::Result<()> {
     let id: LetterId = args.id.parse()?;
+    if args.json {
+        let report = details_json(kafka, id).await?;
+        println!("{}", serde_json::to_string_pretty(&report)?);
+        return Ok(());
+    }
+    let (letter, replays) = with_replays(kafka, id).await?;
+    print!("{}", details(kafka, &letter, &replays));
+    Ok(())
+}
+
+/// The dead letter `id` and its replays.
+async fn with_replays(kafka: &Kafka, id: LetterId) -> anyhow::Result<(Letter, Vec<Replay>)> {
     let letter = letter::find(kafka, id).await?;
     let replays = replays::find(kafka, std::slice::from_ref(&letter))
         .await?
         .remove(&0)
         .unwrap_or_default();
-    if args.json {
-        let mut report = summary_json(kafka, &letter, &replays);
-        let headers: serde_json::Map<String, Value> = letter
-            .headers
-            .iter()
-            .map(|(k, v)| (k.clone(), Value::String(masked(v))))
-            .collect();
-        report["headers"] = Value::Object(headers);
-        report["payload_json"] = payload_json(&letter.payload).unwrap_or(Value::Null);
-        report["payload_text"] = Value::String(payload_text(&letter.payload));
-        println!("{}", serde_json::to_string_pretty(&report)?);
-        return Ok(());
-    }
-    print!("{}", details(kafka, &letter, &replays));
-    Ok(())
+    Ok((letter, replays))
+}
+
+/// Everything about the dead letter `id` as one JSON object (`fares dlq show --json`): its
+/// summary, headers and payload, card numbers masked.
+pub async fn details_json(kafka: &Kafka, id: LetterId) -> anyhow::Result<Value> {
+    let (letter, replays) = with_replays(kafka, id).await?;
+    let mut report = summary_json(kafka, &letter, &replays);
+    let headers: serde_json::Map<String, Value> = letter
+        .headers
+        .iter()
+        .map(|(k, v)| (k.clone(), Value::String(masked(v))))
+        .collect();
+    report["headers"] = Value::Object(headers);
+    report["payload_json"] = payload_json(&letter.payload).unwrap_or(Value::Null);
+    report["payload_text"] = Value::String(payload_text(&letter.payload));
+    Ok(report)
 }
 
 /// A source topic's name without the stack's suffix, when it is one of the stack's topics.

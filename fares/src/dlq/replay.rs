@@ -53,6 +53,78 @@ pub struct Checked {
 /// Replays the dead letter `args.id`.
 pub async fn run(kafka: &Kafka, args: ReplayArgs) -> anyhow::Result<()> {
     let id: LetterId = args.id.parse()?;
+    let payload = args.payload.as_ref().map(read_payload).transpose()?;
+    let order = Order {
+        id,
+        payload,
+        force: args.force,
+        dry_run: args.dry_run,
+    };
+    match replay(kafka, order).await? {
+        Done::DryRun(text) => {
+            println!("{text}");
+            eprintln!("dry run: nothing was sent");
+        }
+        sent @ Done::Sent { .. } => println!("{}", sent.summary()),
+    }
+    Ok(())
+}
+
+/// What to replay, and how.
+#[derive(Debug)]
+pub struct Order {
+    pub id: LetterId,
+    /// A corrected payload; `None`: the dead letter's own bytes.
+    pub payload: Option<Vec<u8>>,
+    /// Replay a dead letter that was replayed before.
+    pub force: bool,
+    /// Check, send nothing.
+    pub dry_run: bool,
+}
+
+/// What a replay did.
+#[derive(Debug)]
+pub enum Done {
+    /// Nothing sent: what would have been (masked).
+    DryRun(String),
+    /// Sent, and acknowledged by the broker.
+    Sent {
+        id: LetterId,
+        topic: String,
+        partition: i32,
+        offset: i64,
+        /// The key sent with (masked).
+        key: String,
+        event_type: EventType,
+        corrected: bool,
+    },
+}
+
+impl Done {
+    /// One line saying what was done.
+    pub fn summary(&self) -> String {
+        match self {
+            Done::DryRun(text) => text.clone(),
+            Done::Sent {
+                id,
+                topic,
+                partition,
+                offset,
+                key,
+                event_type,
+                corrected,
+            } => format!(
+                "replayed {id} to {topic} partition {partition} offset {offset} (key {key}, {event_type}{})",
+                if *corrected { ", corrected payload" } else { "" }
+            ),
+        }
+    }
+}
+
+/// Replays `order.id`: checks, refuses a second replay unless forced, publishes. The same for
+/// `fares dlq replay` and the console.
+pub async fn replay(kafka: &Kafka, order: Order) -> anyhow::Result<Done> {
+    let id = order.id;
     let letter = letter::find(kafka, id).await?;
     let source = letter.source().ok_or_else(|| {
         anyhow!("{id} is not a dead letter: it has no dlq.source.* headers, so there is nowhere to replay it to")
@@ -70,7 +142,7 @@ pub async fn run(kafka: &Kafka, args: ReplayArgs) -> anyhow::Result<()> {
         .remove(&0)
         .unwrap_or_default();
     if let Some(first) = earlier.first() {
-        if !args.force {
+        if !order.force {
             return Err(exit::negative(format!(
                 "{id} was already replayed at {} (to {} partition {} offset {}{}) — refused, so \
                  that nothing is sent twice by mistake; `fares status <fare_id>` shows what became \
@@ -87,15 +159,13 @@ pub async fn run(kafka: &Kafka, args: ReplayArgs) -> anyhow::Result<()> {
             )));
         }
     }
-    let payload = match &args.payload {
-        Some(path) => read_payload(path)?,
-        None => letter.payload.clone(),
-    };
+    let corrected = order.payload.is_some();
+    let payload = order.payload.unwrap_or_else(|| letter.payload.clone());
     let checked = check(topic, letter.key.as_deref(), &payload).map_err(|problems| {
-        let hint = if args.payload.is_none() {
-            " — give a corrected payload with --payload FILE (or - for stdin)"
-        } else {
+        let hint = if corrected {
             ""
+        } else {
+            " — give a corrected payload with --payload FILE (or - for stdin)"
         };
         anyhow!(
             "{id} cannot be replayed to {}: nothing was sent{hint}\n{}",
@@ -110,16 +180,14 @@ pub async fn run(kafka: &Kafka, args: ReplayArgs) -> anyhow::Result<()> {
 
     let replayed_at = timestamp::format(timestamp::now());
     let id_text = id.to_string();
-    if args.dry_run {
-        println!(
+    if order.dry_run {
+        return Ok(Done::DryRun(format!(
             "would replay {id} to {} with key {}\n  {HEADER_REPLAY_OF}: {id_text}\n  {HEADER_REPLAY_AT}: {replayed_at}\n  event_type: {}\n{}",
             source.topic,
             masked(&checked.key),
             checked.event_type,
             payload_text(&payload)
-        );
-        eprintln!("dry run: nothing was sent");
-        return Ok(());
+        )));
     }
     let producer = producer(kafka.bootstrap())?;
     let headers = OwnedHeaders::new()
@@ -156,18 +224,15 @@ pub async fn run(kafka: &Kafka, args: ReplayArgs) -> anyhow::Result<()> {
             }
             Err(_elapsed) => bail!(not_acknowledged()),
         };
-    println!(
-        "replayed {id} to {} partition {partition} offset {offset} (key {}, {}{})",
-        source.topic,
-        masked(&checked.key),
-        checked.event_type,
-        if args.payload.is_some() {
-            ", corrected payload"
-        } else {
-            ""
-        }
-    );
-    Ok(())
+    Ok(Done::Sent {
+        id,
+        topic: source.topic,
+        partition,
+        offset,
+        key: masked(&checked.key),
+        event_type: checked.event_type,
+        corrected,
+    })
 }
 
 /// The corrected payload from `path`, or stdin for `-`.

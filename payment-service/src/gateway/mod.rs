@@ -56,8 +56,13 @@ pub struct GatewayCall<'a> {
 impl GatewayCall<'_> {
     /// The key that makes the call idempotent.
     pub fn idempotency_key(&self, operation: Operation) -> String {
-        format!("{}:{}", self.fare_id, operation.as_str())
+        idempotency_key(self.fare_id, operation)
     }
+}
+
+/// The idempotency key of `fare_id`'s `operation`.
+pub fn idempotency_key(fare_id: &FareId, operation: Operation) -> String {
+    format!("{fare_id}:{}", operation.as_str())
 }
 
 /// A gateway call to make later, outside any transaction: the operation and everything it

@@ -197,9 +197,10 @@ impl Record {
 /// Each call's answer: the one recorded before under its key, or a new decision, recorded
 /// unless it is a refused compensation — in two statements for the whole batch (what the
 /// gateway knows of the batch's fares; what it records now), plus one to read back an answer
-/// a concurrent call recorded first. The gateway's own rules: a capture or release needs an
-/// approved pre-authorisation, a capture one that was not released, a refund an approved
-/// capture.
+/// a concurrent call recorded first. The gateway's own rules: a capture needs an approved
+/// pre-authorisation that was not released, a release one that was not captured (a release
+/// with no pre-authorisation voids the fare's authorisation: a later one is refused), a refund
+/// an approved capture.
 async fn decide_and_record(
     pool: &PgPool,
     batch: &[Pending],
@@ -228,10 +229,13 @@ async fn decide_and_record(
             approved.contains(&(call.fare_id.clone(), operation.as_str().to_owned()))
         };
         let decline = call.marker_decline.or(match call.operation {
-            Operation::Capture | Operation::Release if !has(Operation::PreAuthorise) => {
-                Some("no such authorisation")
+            // A release of a pre-authorisation never answered voids it: it is refused later.
+            Operation::PreAuthorise if has(Operation::Release) => {
+                Some("the authorisation was voided")
             }
+            Operation::Capture if !has(Operation::PreAuthorise) => Some("no such authorisation"),
             Operation::Capture if has(Operation::Release) => Some("the authorisation was released"),
+            Operation::Release if has(Operation::Capture) => Some("the authorisation was captured"),
             Operation::Refund if !has(Operation::Capture) => Some("no such charge"),
             _ => None,
         });

@@ -421,7 +421,7 @@ fn inbox_record<C, A>(
     };
     match progress {
         Progress::Done(Disposition::Processed | Disposition::Ignored) => {
-            Some(InboxRecord::of(event, &work.message).traced(work.span.carrier()))
+            Some(InboxRecord::of(event, &work.message))
         }
         _ => None,
     }

@@ -79,7 +79,9 @@ pub struct Consumed {
     pub payload: Vec<u8>,
     /// The `event_type` header, when the message has one (the relay writes it on every event).
     pub event_type: Option<String>,
-    /// The trace context it carries (`traceparent`, `tracestate`); read only when tracing is on.
+    /// Its trace context (read only when tracing is on): as received, the headers it carried;
+    /// once dispatched, its `process` span's, which what it causes continues (its events, the
+    /// inbox record that a later compensation reads).
     pub trace: Carrier,
 }
 
@@ -361,7 +363,7 @@ struct Dispatcher<'a, C, A> {
 }
 
 impl<C, A> Dispatcher<'_, C, A> {
-    fn dispatch(&mut self, message: Consumed) {
+    fn dispatch(&mut self, mut message: Consumed) {
         let received = Instant::now();
         self.offsets
             .received(&message.topic, message.partition, message.offset);
@@ -393,6 +395,9 @@ impl<C, A> Dispatcher<'_, C, A> {
         };
         self.in_flight += 1;
         let span = self.process_span(&message, &fare, &what, event_id);
+        if span.is_on() {
+            message.trace = span.carrier();
+        }
         let work = batch::Work {
             message,
             fare: fare.clone(),

@@ -78,6 +78,9 @@ pub struct Stuck {
     /// Its status in payment-service, or `not registered`.
     pub status: String,
     pub idle_secs: u64,
+    /// What it waits for, as the payment-service's read API says (`stuck.waiting_for`), when
+    /// the service counts it stuck too; asked for the first [`crate::audit::read_apis::MAX_STUCK`].
+    pub waiting_for: Option<String>,
 }
 
 /// A fare an operator must handle (SPEC §4: a compensation failed past its budget).

@@ -70,6 +70,7 @@ pub fn fares_have_one_outcome(
                     fare_id: fare_id.clone(),
                     status: status.to_owned(),
                     idle_secs: idle.as_secs(),
+                    waiting_for: None,
                 });
             }
             1 => {}
