@@ -48,12 +48,7 @@ JAEGER_PIDFILE="$RUN_DIR/jaeger.pid"
 JAEGER_LOG="$LOG_DIR/jaeger.log"
 
 # jaeger_pid: the pid of the Jaeger scripts/stack started, if it still runs.
-jaeger_pid() {
-    local pid
-    pid="$(read_pid "$JAEGER_PIDFILE")" || return 1
-    grep -qa jaeger "/proc/$pid/cmdline" 2>/dev/null || return 1
-    echo "$pid"
-}
+jaeger_pid() { daemon_pid "$JAEGER_PIDFILE" jaeger; }
 
 # jaeger_otlp_endpoint: what the services get as OTEL_EXPORTER_OTLP_ENDPOINT while the stack's
 # Jaeger runs; nothing when it does not (tracing stays off).
@@ -64,13 +59,7 @@ jaeger_otlp_endpoint() {
 
 jaeger_start() {
     jaeger_build
-    local addr port
-    for addr in "$JAEGER_UI_ADDR" "$JAEGER_OTLP_ADDR" "$JAEGER_GRPC_ADDR"; do
-        port="${addr##*:}"
-        if port_open 127.0.0.1 "$port"; then
-            die "port $port (jaeger) is held by $(port_holder "$port")"
-        fi
-    done
+    daemon_ports_free jaeger "$JAEGER_UI_ADDR" "$JAEGER_OTLP_ADDR" "$JAEGER_GRPC_ADDR"
     info "starting jaeger $JAEGER_VERSION: OTLP/HTTP on $JAEGER_OTLP_ADDR, UI and query API on $JAEGER_UI_ADDR, in memory (log: ${JAEGER_LOG#"$ROOT/"})"
     start_daemon jaeger "$JAEGER_PIDFILE" "$JAEGER_LOG" env \
         JAEGER_QUERY_ADDR="$JAEGER_UI_ADDR" JAEGER_OTLP_ADDR="$JAEGER_OTLP_ADDR" \
@@ -80,43 +69,16 @@ jaeger_start() {
 }
 
 jaeger_wait_ready() {
-    local deadline=$((SECONDS + 30))
-    until curl -fsS -m 2 -o /dev/null "http://$JAEGER_UI_ADDR/api/services" 2>/dev/null; do
-        jaeger_pid >/dev/null || {
-            tail -n 30 "$JAEGER_LOG" >&2 || true
-            die "jaeger exited during start-up (log: $JAEGER_LOG)"
-        }
-        ((SECONDS < deadline)) || die "jaeger not ready within 30s (log: $JAEGER_LOG)"
-        sleep 0.5
-    done
+    daemon_wait_ready jaeger "$JAEGER_PIDFILE" jaeger "$JAEGER_LOG" "http://$JAEGER_UI_ADDR/api/services"
     info "jaeger ready: http://$JAEGER_UI_ADDR (services started from now on export their spans to it; restart running ones: scripts/stack stop|start <service>)"
 }
 
-jaeger_stop() {
-    local pid
-    pid="$(jaeger_pid)" || return 0
-    stop_pid "$pid" jaeger 30
-    rm -f "$JAEGER_PIDFILE"
-}
+jaeger_stop() { daemon_stop jaeger "$JAEGER_PIDFILE" jaeger; }
 
-jaeger_kill() {
-    local pid
-    pid="$(jaeger_pid)" || die "jaeger is not running (as started by scripts/stack)"
-    info "SIGKILL jaeger (pid $pid)"
-    kill -KILL "$pid"
-}
+jaeger_kill() { daemon_kill jaeger "$JAEGER_PIDFILE" jaeger; }
 
 # jaeger_status: Jaeger's line of `scripts/stack status` (status_line is scripts/stack's).
 jaeger_status() {
-    local pid note=""
-    pid="$(jaeger_pid || true)"
-    if [[ -n "$pid" ]]; then
-        if curl -fsS -m 2 -o /dev/null "http://$JAEGER_UI_ADDR/api/services" 2>/dev/null; then
-            note="ready, http://$JAEGER_UI_ADDR, OTLP http://$JAEGER_OTLP_ADDR"
-        else
-            note="not ready (yet)"
-        fi
-    fi
-    status_line jaeger "$([[ -n "$pid" ]] && echo running || echo stopped)" "$pid" \
-        "$JAEGER_UI_ADDR" "$note"
+    daemon_status jaeger "$JAEGER_PIDFILE" jaeger "$JAEGER_UI_ADDR" "http://$JAEGER_UI_ADDR/api/services" \
+        "http://$JAEGER_UI_ADDR, OTLP http://$JAEGER_OTLP_ADDR"
 }

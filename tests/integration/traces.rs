@@ -130,6 +130,12 @@ impl SpanView {
     fn tag(&self, key: &str) -> &str {
         self.tags.get(key).map_or("", String::as_str)
     }
+
+    fn assert_tags(&self, expected: &[(&str, &str)]) {
+        for (key, value) in expected {
+            assert_eq!(self.tag(key), *value, "{key} of {self:?}");
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -370,16 +376,14 @@ async fn a_failing_fare_is_one_trace_from_the_request_to_its_refund() -> anyhow:
     for (event_type, topic, producer, consumer) in HOPS {
         let send = trace.send(topic, event_type, producer)?;
         let topic_name = format!("{topic}{}", env.kafka.topic_suffix);
-        for (key, value) in [
+        send.assert_tags(&[
             ("messaging.system", "kafka"),
             ("messaging.operation.type", "send"),
             ("messaging.destination.name", topic_name.as_str()),
             ("messaging.kafka.message.key", fare_id.as_str()),
             ("fare_id", fare_id.as_str()),
             ("span.kind", "producer"),
-        ] {
-            assert_eq!(send.tag(key), value, "{key} of {send:?}");
-        }
+        ]);
         for key in [
             "messaging.destination.partition.id",
             "messaging.kafka.offset",
@@ -402,7 +406,7 @@ async fn a_failing_fare_is_one_trace_from_the_request_to_its_refund() -> anyhow:
         );
         let process = processed[0];
         let group = format!("{consumer}{}", env.kafka.topic_suffix);
-        for (key, value) in [
+        process.assert_tags(&[
             ("messaging.system", "kafka"),
             ("messaging.operation.type", "process"),
             ("messaging.destination.name", topic_name.as_str()),
@@ -418,9 +422,7 @@ async fn a_failing_fare_is_one_trace_from_the_request_to_its_refund() -> anyhow:
             ("event_type", event_type),
             ("wildrydes.disposition", "processed"),
             ("span.kind", "consumer"),
-        ] {
-            assert_eq!(process.tag(key), value, "{key} of {process:?}");
-        }
+        ]);
         assert_eq!(process.service, consumer, "{process:?}");
     }
 
