@@ -2,6 +2,10 @@
 //! keyed by the fare id, and waits for the broker's acknowledgement. With `--wait`, then
 //! follows `fare-outcomes` until the fare's outcome arrives.
 //!
+//! With `OTEL_EXPORTER_OTLP_ENDPOINT` set, the request starts the fare's trace: a root
+//! `send fare-requests` span, whose context goes with the message (`traceparent`), so that
+//! every step of both services is in one trace.
+//!
 //! Input is checked here first, with the same rules as the payment-service, so a typo never
 //! reaches Kafka. (To publish an invalid request on purpose, use kcat; see the README.)
 
@@ -15,7 +19,7 @@ use events_schema::{
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::FutureRecord;
 use transactional_messaging::kafka::producer;
-use transactional_messaging::shutdown;
+use transactional_messaging::{shutdown, trace};
 
 use crate::broker::{Kafka, Start, KAFKA_TIMEOUT};
 use crate::detail::describe;
@@ -70,6 +74,8 @@ pub async fn run(args: RequestArgs) -> anyhow::Result<()> {
     };
 
     publish(&kafka, &requests, &event).await?;
+    // The root span is exported before the wait (and before a Ctrl-C during it).
+    tokio::task::spawn_blocking(trace::flush).await?;
     println!("{}", event.fare_id);
     eprintln!(
         "requested fare {}: {}",
@@ -157,9 +163,25 @@ pub async fn publish(kafka: &Kafka, topic: &str, event: &Event) -> anyhow::Resul
         key: "event_type",
         value: Some(event.event_type().as_str()),
     });
-    for (name, value) in cloud_events::headers(event, "fares-cli") {
+    let span = if trace::init_from_env("fares")? {
+        trace::send_root_span(
+            Topic::FareRequests.base_name(),
+            topic,
+            &event.event_id.to_string(),
+            key,
+            event.event_type().as_str(),
+        )
+    } else {
+        trace::Span::none()
+    };
+    let mut trace_headers = std::collections::BTreeMap::new();
+    span.inject(&mut trace_headers);
+    let cloud_events = cloud_events::headers(event, "fares-cli")
+        .into_iter()
+        .map(|(name, value)| (name.to_owned(), value));
+    for (name, value) in cloud_events.chain(trace_headers) {
         headers = headers.insert(Header {
-            key: name,
+            key: &name,
             value: Some(value.as_str()),
         });
     }
@@ -175,11 +197,21 @@ pub async fn publish(kafka: &Kafka, topic: &str, event: &Event) -> anyhow::Resul
             KAFKA_TIMEOUT.as_secs()
         )
     };
-    match tokio::time::timeout(KAFKA_TIMEOUT, producer.send(record, Duration::ZERO)).await {
-        Ok(Ok(_delivery)) => Ok(()),
+    let sent = match tokio::time::timeout(KAFKA_TIMEOUT, producer.send(record, Duration::ZERO))
+        .await
+    {
+        Ok(Ok(delivery)) => {
+            trace::delivered(&span, delivery.partition, delivery.offset);
+            Ok(())
+        }
         Ok(Err((error, _message))) => Err(anyhow::Error::new(error).context(not_acknowledged())),
         Err(_elapsed) => Err(anyhow!(not_acknowledged())),
+    };
+    if let Err(error) = &sent {
+        span.fail(|| format!("{error:#}"));
     }
+    span.end();
+    sent
 }
 
 /// Reads fare-outcomes from `start` until `fare_id`'s outcome, Ctrl-C or the timeout.

@@ -11,6 +11,10 @@
 //! - refused with the budget spent (`compensation_deadline`, database clock): `ReleaseFailed` /
 //!   `RefundFailed`, and the fare will end `needs_attention`.
 //!
+//! Each attempt is traced as a `compensate <operation>` span in the fare's trace: its parent is
+//! the span that processed the event that started the compensation (kept in the inbox), so a
+//! refund made minutes later, by another instance or after a restart, is still in the trace.
+//!
 //! A pass starts when a consumed message committed (a compensation may have been started) and
 //! at least every [`POLL`] (attempts come due).
 
@@ -24,8 +28,10 @@ use events_schema::{
 use futures::future::join_all;
 use sqlx::PgPool;
 use transactional_messaging::crash_point::{self, CrashPoint};
+use transactional_messaging::inbox;
 use transactional_messaging::outbox::{self, OutboxRow};
 use transactional_messaging::retry::Backoff;
+use transactional_messaging::trace::{self, Attribute};
 use transactional_messaging::{CommitWatch, HandleError, Handoff, Stopping};
 
 use crate::compensation::{pending_in, CompensationSteps};
@@ -119,8 +125,9 @@ async fn attempt<G: PaymentGateway>(
         None,
         Some(reference.clone()),
     );
-    let answer: Answer = match saga
-        .call_gateway(compensation.operation(), &request.call())
+    let span = attempt_span(pool, &claimed, compensation).await;
+    let answer: Answer = match span
+        .in_scope(saga.call_gateway(compensation.operation(), &request.call()))
         .await
     {
         Ok(answer) => answer,
@@ -143,6 +150,7 @@ async fn attempt<G: PaymentGateway>(
             compensation,
             (charge.clone(), reference.clone()),
             answer.clone(),
+            &span,
         )
         .await;
         match recorded {
@@ -153,7 +161,51 @@ async fn attempt<G: PaymentGateway>(
                     "cannot record the compensation's answer yet; retrying");
                 backoff.sleep(tries).await;
             }
-            recorded => return recorded,
+            recorded => {
+                if let Err(error) = &recorded {
+                    span.fail(|| error.to_string());
+                }
+                span.end();
+                return recorded;
+            }
+        }
+    }
+}
+
+/// The span of an attempt of `claimed`'s `compensation`, in the fare's trace: child of the span
+/// that processed the event that started the compensation. None when tracing is off or that
+/// event was processed without a trace.
+async fn attempt_span(pool: &PgPool, claimed: &Fare, compensation: Compensation) -> trace::Span {
+    let Some(cause) = claimed.compensation_cause.filter(|_| trace::enabled()) else {
+        return trace::Span::none();
+    };
+    let parent = match pool.acquire().await {
+        Ok(mut conn) => inbox::trace_context_of(&mut conn, cause).await,
+        Err(error) => Err(error),
+    };
+    match parent {
+        Ok(parent) if !parent.is_empty() => {
+            let name = match compensation {
+                Compensation::PreAuthReleased => "compensate release",
+                Compensation::PaymentRefunded => "compensate refund",
+            };
+            trace::Span::follow(&parent, name, trace::Kind::Internal, || {
+                vec![
+                    Attribute::new(
+                        trace::attribute::FARE_ID,
+                        claimed.fare_id.as_str().to_owned(),
+                    ),
+                    Attribute::new(
+                        "compensation.attempt",
+                        i64::from(claimed.compensation_attempts) + 1,
+                    ),
+                ]
+            })
+        }
+        Ok(_) => trace::Span::none(),
+        Err(error) => {
+            tracing::debug!(fare_id = %claimed.fare_id, %error, "cannot read the compensation's trace context");
+            trace::Span::none()
         }
     }
 }
@@ -167,6 +219,7 @@ async fn record<G: PaymentGateway>(
     compensation: Compensation,
     (charge, reference): (fare::Charge, String),
     answer: Answer,
+    span: &trace::Span,
 ) -> Result<Vec<OutboxRow>, HandleError> {
     let mut tx = pool.begin().await?;
     let Some(mut fare) = fare::find_for_update(&mut tx, &claimed.fare_id).await? else {
@@ -245,7 +298,11 @@ async fn record<G: PaymentGateway>(
             EventId::from_uuid(fare.correlation_id),
             data,
         );
-        rows = outbox::enqueue_many(&mut tx, outbox::events(&[event])).await?;
+        let mut messages = outbox::events(&[event]);
+        for message in &mut messages {
+            span.inject(&mut message.headers);
+        }
+        rows = outbox::enqueue_many(&mut tx, messages).await?;
     }
     tx.commit().await?;
     Ok(rows)

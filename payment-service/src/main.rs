@@ -6,7 +6,7 @@ use transactional_messaging::{shutdown, telemetry};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    telemetry::init("info");
+    telemetry::init_service("info", payment_service::SERVICE_NAME)?;
     let config = PaymentConfig::from_env().context("invalid configuration")?;
     let service = PaymentService::build(config).await?;
     tracing::info!(http_addr = %service.http_addr()?, "payment-service ready");

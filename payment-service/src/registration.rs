@@ -122,6 +122,7 @@ pub fn on_request(
         source_topic: message.topic.clone(),
         source_partition: message.partition,
         source_offset: message.offset,
+        trace: message.trace.clone(),
     };
     ids.seen.insert(
         record.event_id,
@@ -318,6 +319,7 @@ mod tests {
             key: Some("wr_1".to_owned()),
             payload: body.as_bytes().to_vec(),
             event_type: None,
+            trace: Default::default(),
         }
     }
 

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use events_schema::Event;
 use transactional_messaging::retry::Backoff;
+use transactional_messaging::trace::{self, Attribute};
 use transactional_messaging::{Disposition, HandleError, Progress};
 
 use crate::batch::Batch;
@@ -77,10 +78,42 @@ impl<G: PaymentGateway> Saga<G> {
     /// Calls the gateway, repeating the call (same idempotency key) on transient faults.
     /// `Ok(Ok(reference))` approved, `Ok(Err(reason))` declined; `Err` when transient faults
     /// outlast the budget — the message is then retried later and the outcome does not change.
+    ///
+    /// Traced as a `gateway <operation>` span, child of the work in progress (the message's
+    /// `process` span, or a compensation's): never with the payment token.
     pub async fn call_gateway(
         &self,
         operation: Operation,
         call: &GatewayCall<'_>,
+    ) -> Result<Answer, HandleError> {
+        let span = trace::Span::child(operation.span_name(), trace::Kind::Client, || {
+            vec![
+                Attribute::new(trace::attribute::FARE_ID, call.fare_id.as_str().to_owned()),
+                Attribute::new("gateway.operation", operation.as_str()),
+                Attribute::new("gateway.idempotency_key", call.idempotency_key(operation)),
+            ]
+        });
+        let answer = self.call_gateway_untraced(operation, call, &span).await;
+        span.set(|| {
+            let result = match &answer {
+                Ok(Ok(_)) => "approved",
+                Ok(Err(_)) => "declined",
+                Err(_) => "unreachable",
+            };
+            Attribute::new("gateway.result", result)
+        });
+        if let Err(error) = &answer {
+            span.fail(|| error.to_string());
+        }
+        span.end();
+        answer
+    }
+
+    async fn call_gateway_untraced(
+        &self,
+        operation: Operation,
+        call: &GatewayCall<'_>,
+        span: &trace::Span,
     ) -> Result<Answer, HandleError> {
         let mut attempt = 0;
         loop {
@@ -95,6 +128,9 @@ impl<G: PaymentGateway> Saga<G> {
                 Ok(reference) => return Ok(Ok(reference)),
                 Err(GatewayError::Declined(reason)) => return Ok(Err(reason)),
                 Err(GatewayError::Transient(reason)) if attempt < self.policy.gateway_attempts => {
+                    span.event("transient fault", || {
+                        vec![Attribute::new("gateway.attempt", i64::from(attempt))]
+                    });
                     tracing::debug!(fare_id = %call.fare_id, operation = operation.as_str(), attempt, reason, "transient gateway fault, retrying");
                     self.policy.gateway_backoff.sleep(attempt).await;
                 }

@@ -145,6 +145,75 @@ start_daemon() {
 }
 
 # ---------------------------------------------------------------------------------------------
+# Optional components of scripts/stack (prometheus, jaeger): a daemon with a pid file, a log and
+# an HTTP address that answers once it is ready. WORD is a word of its command line, so that a
+# recycled pid is not taken for it.
+
+# daemon_pid PIDFILE WORD: its pid, if it still runs.
+daemon_pid() {
+    local pid
+    pid="$(read_pid "$1")" || return 1
+    grep -qa "$2" "/proc/$pid/cmdline" 2>/dev/null || return 1
+    echo "$pid"
+}
+
+# daemon_ports_free NAME ADDRESS...: dies naming the holder when a port is taken.
+daemon_ports_free() {
+    local name="$1" addr port
+    shift
+    for addr in "$@"; do
+        port="${addr##*:}"
+        if port_open 127.0.0.1 "$port"; then
+            die "port $port ($name) is held by $(port_holder "$port")"
+        fi
+    done
+}
+
+# daemon_wait_ready NAME PIDFILE WORD LOG URL: polls URL for up to 30 s while the daemon runs.
+daemon_wait_ready() {
+    local name="$1" pidfile="$2" word="$3" log="$4" url="$5" deadline=$((SECONDS + 30))
+    until curl -fsS -m 2 -o /dev/null "$url" 2>/dev/null; do
+        daemon_pid "$pidfile" "$word" >/dev/null || {
+            tail -n 30 "$log" >&2 || true
+            die "$name exited during start-up (log: $log)"
+        }
+        ((SECONDS < deadline)) || die "$name not ready within 30s (log: $log)"
+        sleep 0.5
+    done
+}
+
+# daemon_stop NAME PIDFILE WORD: SIGTERM (then SIGKILL), if it runs.
+daemon_stop() {
+    local pid
+    pid="$(daemon_pid "$2" "$3")" || return 0
+    stop_pid "$pid" "$1" 30
+    rm -f "$2"
+}
+
+# daemon_kill NAME PIDFILE WORD: SIGKILL, a crash.
+daemon_kill() {
+    local pid
+    pid="$(daemon_pid "$2" "$3")" || die "$1 is not running (as started by scripts/stack)"
+    info "SIGKILL $1 (pid $pid)"
+    kill -KILL "$pid"
+}
+
+# daemon_status NAME PIDFILE WORD ADDR URL NOTE: its line of `scripts/stack status`, NOTE when
+# URL answers (status_line is scripts/stack's).
+daemon_status() {
+    local pid note=""
+    pid="$(daemon_pid "$2" "$3" || true)"
+    if [[ -n "$pid" ]]; then
+        if curl -fsS -m 2 -o /dev/null "$5" 2>/dev/null; then
+            note="ready, $6"
+        else
+            note="not ready (yet)"
+        fi
+    fi
+    status_line "$1" "$([[ -n "$pid" ]] && echo running || echo stopped)" "$pid" "$4" "$note"
+}
+
+# ---------------------------------------------------------------------------------------------
 # Debian packages
 
 _APT_UPDATED=0

@@ -10,12 +10,7 @@ PROM_PIDFILE="$RUN_DIR/prometheus.pid"
 PROM_LOG="$LOG_DIR/prometheus.log"
 
 # prom_pid: the pid of the prometheus scripts/stack started, if it still runs.
-prom_pid() {
-    local pid
-    pid="$(read_pid "$PROM_PIDFILE")" || return 1
-    grep -qa prometheus "/proc/$pid/cmdline" 2>/dev/null || return 1
-    echo "$pid"
-}
+prom_pid() { daemon_pid "$PROM_PIDFILE" prometheus; }
 
 # prom_config: .stack/prometheus/prometheus.yml for the services' addresses, checked by promtool.
 prom_config() {
@@ -39,10 +34,7 @@ YAML
 
 prom_start() {
     ensure_command prometheus prometheus
-    local port="${PROM_ADDR##*:}"
-    if port_open 127.0.0.1 "$port"; then
-        die "port $port (prometheus) is held by $(port_holder "$port")"
-    fi
+    daemon_ports_free prometheus "$PROM_ADDR"
     prom_config
     info "starting prometheus on $PROM_ADDR, scraping $PAYMENT_HTTP_ADDR and $ACCOUNTING_HTTP_ADDR (log: ${PROM_LOG#"$ROOT/"})"
     start_daemon prometheus "$PROM_PIDFILE" "$PROM_LOG" prometheus \
@@ -53,43 +45,16 @@ prom_start() {
 }
 
 prom_wait_ready() {
-    local deadline=$((SECONDS + 30))
-    until curl -fsS -m 2 -o /dev/null "http://$PROM_ADDR/-/ready" 2>/dev/null; do
-        prom_pid >/dev/null || {
-            tail -n 30 "$PROM_LOG" >&2 || true
-            die "prometheus exited during start-up (log: $PROM_LOG)"
-        }
-        ((SECONDS < deadline)) || die "prometheus not ready within 30s (log: $PROM_LOG)"
-        sleep 0.5
-    done
+    daemon_wait_ready prometheus "$PROM_PIDFILE" prometheus "$PROM_LOG" "http://$PROM_ADDR/-/ready"
     info "prometheus ready: http://$PROM_ADDR/targets"
 }
 
-prom_stop() {
-    local pid
-    pid="$(prom_pid)" || return 0
-    stop_pid "$pid" prometheus 30
-    rm -f "$PROM_PIDFILE"
-}
+prom_stop() { daemon_stop prometheus "$PROM_PIDFILE" prometheus; }
 
-prom_kill() {
-    local pid
-    pid="$(prom_pid)" || die "prometheus is not running (as started by scripts/stack)"
-    info "SIGKILL prometheus (pid $pid)"
-    kill -KILL "$pid"
-}
+prom_kill() { daemon_kill prometheus "$PROM_PIDFILE" prometheus; }
 
 # prom_status: prometheus' line of `scripts/stack status` (status_line is scripts/stack's).
 prom_status() {
-    local pid note=""
-    pid="$(prom_pid || true)"
-    if [[ -n "$pid" ]]; then
-        if curl -fsS -m 2 -o /dev/null "http://$PROM_ADDR/-/ready" 2>/dev/null; then
-            note="ready, http://$PROM_ADDR/targets"
-        else
-            note="not ready (yet)"
-        fi
-    fi
-    status_line prometheus "$([[ -n "$pid" ]] && echo running || echo stopped)" "$pid" \
-        "$PROM_ADDR" "$note"
+    daemon_status prometheus "$PROM_PIDFILE" prometheus "$PROM_ADDR" "http://$PROM_ADDR/-/ready" \
+        "http://$PROM_ADDR/targets"
 }

@@ -152,8 +152,14 @@ svc_start() {
         die "port $port ($name) is held by $(port_holder "$port")"
     fi
     info "starting $name on $addr (log: $(svc_log "$name" | sed "s#^$ROOT/##"))"
-    local tuning
+    local tuning otlp
     mapfile -t tuning < <(COMPENSATION_BUDGET="${COMPENSATION_BUDGET:-30s}" service_tuning)
+    # Traces: to the stack's Jaeger while it runs (scripts/stack start jaeger), else to the
+    # shell's OTEL_EXPORTER_OTLP_ENDPOINT if set, else off.
+    otlp="$(jaeger_otlp_endpoint)"
+    otlp="${otlp:-${OTEL_EXPORTER_OTLP_ENDPOINT:-}}"
+    [[ -z "$otlp" ]] || info "$name exports its traces to $otlp"
+    tuning+=("OTEL_EXPORTER_OTLP_ENDPOINT=$otlp")
     start_daemon "$name" "$(svc_pidfile "$name")" "$(svc_log "$name")" \
         env "${tuning[@]}" KAFKA_BOOTSTRAP_SERVERS="$KAFKA_BOOTSTRAP_SERVERS" \
         KAFKA_REPLICATION_FACTOR="$KAFKA_REPLICATION_FACTOR" \

@@ -26,3 +26,4 @@ mod outage;
 mod read_api;
 mod schema_ownership;
 mod stuck;
+mod traces;

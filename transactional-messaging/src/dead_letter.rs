@@ -119,6 +119,7 @@ mod tests {
             key: Some("wr_1".to_owned()),
             payload: payload.as_bytes().to_vec(),
             event_type: None,
+            trace: Default::default(),
         }
     }
 

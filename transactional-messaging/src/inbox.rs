@@ -8,7 +8,11 @@
 //!
 //! Table (in each service's schema): `inbox(event_id uuid primary key, event_type text,
 //! fare_id text, source_topic text, source_partition int, source_offset bigint, processed_at,
-//! fingerprint uuid)`.
+//! fingerprint uuid, traceparent text, tracestate text)`.
+//!
+//! With tracing on, a record also keeps the trace context of the event's `process` span: work
+//! done later on the event's account, out of band (a compensation it started), continues the
+//! fare's trace from there ([`trace_context_of`]).
 
 use std::collections::HashMap;
 
@@ -17,6 +21,7 @@ use sqlx::PgConnection;
 use uuid::Uuid;
 
 use crate::consumer::Consumed;
+use crate::trace::Carrier;
 
 /// An event about to be acted on.
 #[derive(Debug, Clone, Copy)]
@@ -104,6 +109,8 @@ pub struct InboxRecord {
     pub source_topic: String,
     pub source_partition: i32,
     pub source_offset: i64,
+    /// The context of the span that processed it (empty when tracing is off).
+    pub trace: Carrier,
 }
 
 impl InboxRecord {
@@ -116,6 +123,7 @@ impl InboxRecord {
             source_topic: source.topic.clone(),
             source_partition: source.partition,
             source_offset: source.offset,
+            trace: source.trace.clone(),
         }
     }
 }
@@ -132,11 +140,17 @@ pub async fn record_many(conn: &mut PgConnection, records: &[InboxRecord]) -> sq
     let fingerprints: Vec<Uuid> = records.iter().map(|r| r.fingerprint).collect();
     let partitions: Vec<i32> = records.iter().map(|r| r.source_partition).collect();
     let offsets: Vec<i64> = records.iter().map(|r| r.source_offset).collect();
+    let traceparents: Vec<Option<String>> = records
+        .iter()
+        .map(|r| r.trace.traceparent.clone())
+        .collect();
+    let tracestates: Vec<Option<String>> =
+        records.iter().map(|r| r.trace.tracestate.clone()).collect();
     sqlx::query!(
         "INSERT INTO inbox (event_id, event_type, fare_id, fingerprint, source_topic, \
-         source_partition, source_offset) \
+         source_partition, source_offset, traceparent, tracestate) \
          SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::uuid[], $5::text[], \
-         $6::int[], $7::bigint[]) ON CONFLICT (event_id) DO NOTHING",
+         $6::int[], $7::bigint[], $8::text[], $9::text[]) ON CONFLICT (event_id) DO NOTHING",
         &ids,
         &column(|r| r.event_type.clone()),
         &column(|r| r.fare_id.clone()),
@@ -144,10 +158,27 @@ pub async fn record_many(conn: &mut PgConnection, records: &[InboxRecord]) -> sq
         &column(|r| r.source_topic.clone()),
         &partitions,
         &offsets,
+        &traceparents as &[Option<String>],
+        &tracestates as &[Option<String>],
     )
     .execute(conn)
     .await?;
     Ok(())
+}
+
+/// The trace context kept with event `event_id`'s record: the span that processed it, for the
+/// work it started that is done later (empty when there is none).
+pub async fn trace_context_of(conn: &mut PgConnection, event_id: Uuid) -> sqlx::Result<Carrier> {
+    let row = sqlx::query!(
+        "SELECT traceparent, tracestate FROM inbox WHERE event_id = $1",
+        event_id
+    )
+    .fetch_optional(conn)
+    .await?;
+    Ok(row.map_or_else(Carrier::default, |row| Carrier {
+        traceparent: row.traceparent,
+        tracestate: row.tracestate,
+    }))
 }
 
 /// Records `incoming` (read from `source`) in the caller's transaction, unless its id is

@@ -32,6 +32,7 @@ pub mod retry;
 pub mod service;
 pub mod shutdown;
 pub mod telemetry;
+pub mod trace;
 pub mod work_queue;
 
 pub use commit_signal::{CommitSignal, CommitWatch};

@@ -13,6 +13,11 @@
 //!   rejected). So nothing written is ever left behind; a row may be published twice (its
 //!   handover and a sweep of another instance), never lost.
 //!
+//! Tracing: each row is sent under a `send <topic>` span, child of the context stored in the
+//! row (the span that produced the event), and the message carries that `send` span's context
+//! in its `traceparent` / `tracestate` headers, so that its consumer continues the fare's trace.
+//! Tracing off, the row's headers are sent as they are.
+//!
 //! Order per fare: a service writes a fare's next event only after consuming the one before
 //! it, which was published and acknowledged — so a fare's events reach their topics in order
 //! whichever instance publishes them, without a lock between relays. Rows of one transaction
@@ -38,6 +43,7 @@ use crate::kafka;
 use crate::outbox::{OutboxMessage, OutboxRow};
 use crate::readiness::Readiness;
 use crate::telemetry::Throttle;
+use crate::trace::{self, Carrier};
 
 /// How long a row stays unpublished before the sweep takes it.
 pub const SWEEP_AFTER: Duration = Duration::from_secs(2);
@@ -175,7 +181,8 @@ impl Relay {
         }
         let OutboxRow { id, message } = row;
         let topic = self.names.name(message.topic);
-        let headers = owned_headers(&message);
+        let span = send_span(&message, &topic);
+        let headers = owned_headers(&message, &span);
         let mut record = FutureRecord::<str, [u8]>::to(&topic)
             .payload(message.payload.as_slice())
             .headers(headers);
@@ -185,13 +192,22 @@ impl Relay {
         match self.producer.send_result(record) {
             Ok(delivery) => self.deliveries.push(Box::pin(async move {
                 let delivered = match delivery.await {
-                    Ok(Ok(_)) => Ok(()),
+                    Ok(Ok(delivery)) => {
+                        trace::delivered(&span, delivery.partition, delivery.offset);
+                        Ok(())
+                    }
                     Ok(Err((error, _))) => Err(format!("the broker rejected it: {error}")),
                     Err(_) => Err("the producer dropped it".to_owned()),
                 };
+                if let Err(why) = &delivered {
+                    span.fail(|| why.clone());
+                }
+                span.end();
                 (id, delivered)
             })),
             Err((error, _)) => {
+                span.fail(|| format!("cannot enqueue it on the producer: {error}"));
+                span.end();
                 // The producer's queue is full (the broker is away): the sweep sends it later.
                 self.sending.remove(&id);
                 self.failed(id, format!("cannot enqueue it on the producer: {error}"));
@@ -355,11 +371,31 @@ fn replace_if_fatal(producer: &FutureProducer, bootstrap_servers: &str) -> Optio
     }
 }
 
+/// The `send` span of a row, when tracing is on and the row belongs to a trace.
+fn send_span(message: &OutboxMessage, topic: &str) -> trace::Span {
+    if !trace::enabled() {
+        return trace::Span::none();
+    }
+    trace::send_span(
+        &Carrier::of_headers(&message.headers),
+        message.topic.base_name(),
+        topic,
+        message.event_id,
+        message.key.as_deref(),
+        &message.headers,
+    )
+}
+
 /// The row's headers, and for an event the CloudEvents binary-mode headers derived from its
-/// value ([`events_schema::cloud_events`]); a dead letter keeps only its `dlq.*` headers.
-fn owned_headers(message: &OutboxMessage) -> OwnedHeaders {
+/// value ([`events_schema::cloud_events`]); a dead letter keeps only its `dlq.*` headers. With
+/// a `send` span, the trace headers name it instead of the span that produced the row.
+fn owned_headers(message: &OutboxMessage, span: &trace::Span) -> OwnedHeaders {
     let mut owned = OwnedHeaders::new();
-    for (name, value) in &message.headers {
+    let mut sent = std::borrow::Cow::Borrowed(&message.headers);
+    if span.is_on() {
+        span.inject(sent.to_mut());
+    }
+    for (name, value) in sent.iter() {
         owned = owned.insert(Header {
             key: name,
             value: Some(value.as_str()),

@@ -216,6 +216,7 @@ impl Service {
         let (consumer_stop, consumer_stopped) = watch::channel(false);
         let consuming = Consuming {
             service: self.identity.service,
+            group: format!("{name}{}", self.names.suffix()),
             names: self.names.clone(),
             raw_topics: self.identity.raw_topics.clone(),
             dead_letters: self.identity.dead_letters,
@@ -330,6 +331,9 @@ impl Service {
                 failures.push(format!("task {task} {error}"));
             }
         }
+        // The last spans, before the process exits (the batch exporter would wait for its next
+        // round).
+        let _ = tokio::task::spawn_blocking(crate::trace::flush).await;
         tracing::info!(service = name, "stopped");
         match failures.is_empty() {
             true => Ok(()),

@@ -1,4 +1,5 @@
-//! Structured logging for the services: `RUST_LOG` filters, `LOG_FORMAT=json` for JSON lines.
+//! Structured logging for the services: `RUST_LOG` filters, `LOG_FORMAT=json` for JSON lines;
+//! and, when `OTEL_EXPORTER_OTLP_ENDPOINT` is set, traces exported over OTLP ([`crate::trace`]).
 
 use std::time::{Duration, Instant};
 
@@ -17,6 +18,19 @@ pub fn init(default_filter: &str) {
     } else {
         builder.try_init()
     };
+}
+
+/// Logging, and tracing when the environment asks for it (see [`crate::trace::init_from_env`]),
+/// for the service `service_name`. Fails on an OTLP setting the exporter cannot use.
+pub fn init_service(default_filter: &str, service_name: &str) -> anyhow::Result<()> {
+    init(default_filter);
+    if crate::trace::init_from_env(service_name)? {
+        tracing::info!(
+            endpoint = std::env::var("OTEL_EXPORTER_OTLP_ENDPOINT").unwrap_or_default(),
+            "tracing on: exporting spans over OTLP/HTTP"
+        );
+    }
+    Ok(())
 }
 
 /// At most one log line a second for a warning that can repeat many times a second (a broker

@@ -28,6 +28,15 @@ impl Operation {
             Operation::Refund => "refund",
         }
     }
+    /// The name of a call's span.
+    pub fn span_name(&self) -> &'static str {
+        match self {
+            Operation::PreAuthorise => "gateway pre_authorise",
+            Operation::Capture => "gateway capture",
+            Operation::Release => "gateway release",
+            Operation::Refund => "gateway refund",
+        }
+    }
 }
 
 /// One gateway call: which fare, whose card, how much.

@@ -20,6 +20,7 @@ use crate::outbox::{self, OutboxMessage};
 use crate::readiness::Readiness;
 use crate::relay::Handoff;
 use crate::retry::Backoff;
+use crate::trace;
 use crate::work_queue::{next_batch, SharedReceiver};
 
 /// A message on its way through the service.
@@ -33,6 +34,9 @@ pub struct Work<C, A> {
     pub kind: Option<MessageKind>,
     /// When the dispatcher received it.
     pub received: Instant,
+    /// Its `process` span (none when tracing is off): the parent of the events it causes, of
+    /// its gateway call, and of the compensation it may start.
+    pub span: trace::Span,
 }
 
 /// What is left to do with it.
@@ -127,6 +131,11 @@ impl<H: Handler> Worker<H> {
                 Ok(committed) => {
                     self.readiness.batch_committed();
                     self.metrics.batch_committed(started.elapsed());
+                    for work in &batch {
+                        work.span.event("committed", || {
+                            vec![trace::Attribute::new("batch.size", batch.len() as i64)]
+                        });
+                    }
                     tracing::debug!(
                         size = batch.len(),
                         ms = started.elapsed().as_millis() as u64,
@@ -222,9 +231,14 @@ impl<H: Handler> Worker<H> {
             })
             .collect();
 
+        if trace::enabled() {
+            traced_by_fare(batch, &mut outgoing);
+        }
         for (work, progress) in batch.iter().zip(&progress) {
             if let Progress::Done(Disposition::DeadLettered(reason)) = progress {
-                outgoing.push(self.dead_letter(&work.message, reason));
+                let mut letter = self.dead_letter(&work.message, reason);
+                work.span.inject(&mut letter.headers);
+                outgoing.push(letter);
             }
         }
         let records: Vec<InboxRecord> = batch
@@ -306,7 +320,8 @@ impl<H: Handler> Worker<H> {
             attempt += 1;
             let written: Result<Vec<outbox::OutboxRow>, sqlx::Error> = async {
                 let mut tx = self.pool.begin().await?;
-                let letter = self.dead_letter(&work.message, reason);
+                let mut letter = self.dead_letter(&work.message, reason);
+                work.span.inject(&mut letter.headers);
                 let rows = outbox::enqueue_many(&mut tx, vec![letter]).await?;
                 tx.commit().await?;
                 Ok(rows)
@@ -347,6 +362,7 @@ impl<H: Handler> Worker<H> {
         if disposition == Disposition::Processed {
             tracing::debug!(topic = %work.message.topic, offset = work.message.offset, fare = %work.fare, "processed");
         }
+        end_span(&work.span, &disposition);
         let _ = self.done.send(Completion {
             topic: work.message.topic,
             partition: work.message.partition,
@@ -363,7 +379,7 @@ impl<H: Handler> Worker<H> {
         let handler = self.handler.clone();
         let ready = self.ready.clone();
         tokio::spawn(async move {
-            let answer = handler.call(&call).await;
+            let answer = work.span.in_scope(handler.call(&call)).await;
             crash_point::reached(CrashPoint::GatewayAnswered);
             let event = match work.what {
                 What::Event(event) => Some(event),
@@ -380,6 +396,7 @@ impl<H: Handler> Worker<H> {
                 },
                 kind: work.kind,
                 received: work.received,
+                span: work.span,
             });
         });
     }
@@ -408,4 +425,35 @@ fn inbox_record<C, A>(
         }
         _ => None,
     }
+}
+
+/// Gives each outgoing event the context of the message that caused it: the message of its
+/// fare (its key), since a batch holds at most one message per fare.
+fn traced_by_fare<C, A>(batch: &[Work<C, A>], outgoing: &mut [OutboxMessage]) {
+    let spans: std::collections::HashMap<&str, &trace::Span> = batch
+        .iter()
+        .map(|work| (work.fare.as_str(), &work.span))
+        .collect();
+    for message in outgoing {
+        if let Some(span) = message.key.as_deref().and_then(|key| spans.get(key)) {
+            span.inject(&mut message.headers);
+        }
+    }
+}
+
+/// Ends a message's `process` span with what became of the message.
+fn end_span(span: &trace::Span, disposition: &Disposition) {
+    if !span.is_on() {
+        return;
+    }
+    let outcome = match disposition {
+        Disposition::Processed => "processed",
+        Disposition::Ignored => "ignored",
+        Disposition::DeadLettered(reason) => {
+            span.fail(|| format!("dead-lettered: {reason}"));
+            "dead_lettered"
+        }
+    };
+    span.set(|| trace::Attribute::new(trace::attribute::DISPOSITION, outcome));
+    span.end();
 }

@@ -44,7 +44,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use events_schema::choreography::Service;
-use events_schema::{Event, EventType, Topic, TopicNames};
+use events_schema::{Event, EventId, EventType, Topic, TopicNames};
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{BorrowedMessage, Headers, Message};
@@ -59,6 +59,7 @@ use crate::outbox::OutboxMessage;
 use crate::readiness::Readiness;
 use crate::relay::Handoff;
 use crate::telemetry::Throttle;
+use crate::trace::{self, Carrier};
 
 use self::batch::{run_worker, Completion, Worker};
 use self::fare_queues::FareQueues;
@@ -78,6 +79,10 @@ pub struct Consumed {
     pub payload: Vec<u8>,
     /// The `event_type` header, when the message has one (the relay writes it on every event).
     pub event_type: Option<String>,
+    /// Its trace context (read only when tracing is on): as received, the headers it carried;
+    /// once dispatched, its `process` span's, which what it causes continues (its events, the
+    /// inbox record that a later compensation reads).
+    pub trace: Carrier,
 }
 
 impl Consumed {
@@ -99,6 +104,7 @@ impl Consumed {
                 .map(|key| String::from_utf8_lossy(key).into_owned()),
             payload: message.payload().unwrap_or_default().to_vec(),
             event_type,
+            trace: Carrier::of_kafka(message.headers()),
         }
     }
 }
@@ -211,6 +217,8 @@ pub enum NoCall {}
 #[derive(Debug, Clone)]
 pub struct Consuming {
     pub service: Service,
+    /// The consumer group (the service's name and the topic suffix), for the traces.
+    pub group: String,
     pub names: TopicNames,
     /// Topics whose messages go to the handler as received ([`Input::Raw`]).
     pub raw_topics: Vec<Topic>,
@@ -355,7 +363,7 @@ struct Dispatcher<'a, C, A> {
 }
 
 impl<C, A> Dispatcher<'_, C, A> {
-    fn dispatch(&mut self, message: Consumed) {
+    fn dispatch(&mut self, mut message: Consumed) {
         let received = Instant::now();
         self.offsets
             .received(&message.topic, message.partition, message.offset);
@@ -364,7 +372,7 @@ impl<C, A> Dispatcher<'_, C, A> {
             .metrics
             .kind(&message.topic, event_type_of(&plan, &message));
         self.metrics.consumed(kind);
-        let (fare, what) = match plan {
+        let (fare, what, event_id) = match plan {
             Plan::Ignore(_) => {
                 self.metrics.ignored(kind);
                 self.store(&message.topic, message.partition, message.offset);
@@ -376,23 +384,66 @@ impl<C, A> Dispatcher<'_, C, A> {
                     "\0{}:{}:{}",
                     message.topic, message.partition, message.offset
                 );
-                (fare, batch::What::DeadLetter(reason))
+                (fare, batch::What::DeadLetter(reason), None)
             }
-            Plan::Raw { fare } => (fare, batch::What::Raw),
-            Plan::Event(event) => (event.fare_id.as_str().to_owned(), batch::What::Event(event)),
+            Plan::Raw { fare, event_id } => (fare, batch::What::Raw, Some(event_id)),
+            Plan::Event(event) => {
+                let event_id = event.event_id;
+                let fare = event.fare_id.as_str().to_owned();
+                (fare, batch::What::Event(event), Some(event_id))
+            }
         };
         self.in_flight += 1;
+        let span = self.process_span(&message, &fare, &what, event_id);
+        if span.is_on() {
+            message.trace = span.carrier();
+        }
         let work = batch::Work {
             message,
             fare: fare.clone(),
             what,
             kind,
             received,
+            span,
         };
         if let Some(work) = self.queues.admit(fare, work) {
             let _ = self.ready.send(work);
         }
         self.pause_if_full();
+    }
+
+    /// The message's `process` span, continuing the trace it carries (nothing when tracing is
+    /// off).
+    fn process_span(
+        &self,
+        message: &Consumed,
+        fare: &str,
+        what: &batch::What<C, A>,
+        event_id: Option<EventId>,
+    ) -> trace::Span {
+        if !trace::enabled() {
+            return trace::Span::none();
+        }
+        let (fare_id, event_type) = match what {
+            batch::What::Event(event) => (Some(fare), Some(event.event_type().as_str())),
+            batch::What::Raw => (Some(fare), Some(EventType::FareRequested.as_str())),
+            _ => (None, message.event_type.as_deref()),
+        };
+        let topic = self.consuming.names.topic_of(&message.topic);
+        trace::process_span(
+            &message.trace,
+            trace::Received {
+                base_topic: topic.map_or(message.topic.as_str(), |t| t.base_name()),
+                topic: &message.topic,
+                partition: message.partition,
+                offset: message.offset,
+                key: message.key.as_deref(),
+                group: &self.consuming.group,
+                fare_id,
+                event_type,
+                event_id: event_id.map(|id| id.to_string()),
+            },
+        )
     }
 
     fn complete(&mut self, completion: Completion) {

@@ -3,7 +3,7 @@
 //! event for the service's handler.
 
 use events_schema::choreography;
-use events_schema::{Event, EventType, ReceivedFareRequest};
+use events_schema::{Event, EventId, EventType, ReceivedFareRequest};
 
 use super::{Consumed, Consuming};
 use crate::kafka::MAX_MESSAGE_BYTES;
@@ -16,8 +16,9 @@ pub enum Plan {
     /// An event of this type, which the service does not react to (SPEC §4): done, no
     /// transaction.
     Ignore(EventType),
-    /// A message of a raw topic (`fare-requests`), for the handler, in the queue of `fare`.
-    Raw { fare: String },
+    /// A message of a raw topic (`fare-requests`), for the handler, in the queue of `fare`;
+    /// `event_id` is the request's (filled in when it has none).
+    Raw { fare: String, event_id: EventId },
     /// A strict event the service reacts to.
     Event(Box<Event>),
 }
@@ -39,6 +40,7 @@ pub fn plan(consuming: &Consuming, message: &Consumed) -> Plan {
         return match ReceivedFareRequest::parse(&message.payload) {
             Ok(request) => Plan::Raw {
                 fare: request.fare_id.as_str().to_owned(),
+                event_id: request.event_id,
             },
             Err(error) => Plan::DeadLetter(error.reason()),
         };
