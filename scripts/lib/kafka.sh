@@ -4,7 +4,10 @@
 # Needs KAFKA_VERSION (set at the top of scripts/stack) and common.sh.
 
 # KAFKA_CACHE_DIR: the one `up` used (saved in .stack/build) when this shell does not set it.
-KAFKA_CACHE_DIR="${KAFKA_CACHE_DIR:-$(sed -n 's/^kafka_cache_dir=//p' "$STACK_DIR/build" 2>/dev/null | head -n1)}"
+# (A fresh checkout has no .stack/build: that is not an error.)
+if [[ -z "${KAFKA_CACHE_DIR:-}" && -f "$STACK_DIR/build" ]]; then
+    KAFKA_CACHE_DIR="$(sed -n 's/^kafka_cache_dir=//p' "$STACK_DIR/build" | head -n1)"
+fi
 KAFKA_CACHE_DIR="${KAFKA_CACHE_DIR:-$ROOT/.cache}"
 KAFKA_LIBS="$KAFKA_CACHE_DIR/kafka-$KAFKA_VERSION/libs"
 KAFKA_HEAP_OPTS="${KAFKA_HEAP_OPTS:--Xms256m -Xmx512m}"
