@@ -34,6 +34,25 @@ pub struct ServiceProcess {
     child: Child,
 }
 
+/// `fares <args>` as a user runs it: this test's Kafka and topics, the payment-service's read
+/// API at `payment`, the accounting-service's at `accounting`.
+pub async fn fares(
+    env: &TestEnv,
+    payment: &str,
+    accounting: &str,
+    args: &[&str],
+) -> anyhow::Result<std::process::Output> {
+    Command::new(binary("fares")?)
+        .args(args)
+        .env("KAFKA_BOOTSTRAP_SERVERS", &env.kafka.bootstrap_servers)
+        .env("TOPIC_SUFFIX", &env.kafka.topic_suffix)
+        .env("PAYMENT_URL", payment)
+        .env("ACCOUNTING_URL", accounting)
+        .output()
+        .await
+        .context("running fares")
+}
+
 /// A free loopback port, for a child process's read API (free when asked).
 pub fn free_port() -> anyhow::Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?

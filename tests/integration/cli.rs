@@ -2,9 +2,8 @@
 
 use std::process::Output;
 
-use tests::processes::binary;
+use tests::processes;
 use tests::TestEnv;
-use tokio::process::Command;
 
 async fn fares(env: &TestEnv, args: &[&str]) -> anyhow::Result<Output> {
     let payment = env
@@ -13,14 +12,7 @@ async fn fares(env: &TestEnv, args: &[&str]) -> anyhow::Result<Output> {
     let accounting = env
         .service_url("accounting-service", "")
         .expect("accounting-service runs");
-    Ok(Command::new(binary("fares")?)
-        .args(args)
-        .env("KAFKA_BOOTSTRAP_SERVERS", &env.kafka.bootstrap_servers)
-        .env("TOPIC_SUFFIX", &env.kafka.topic_suffix)
-        .env("PAYMENT_URL", payment)
-        .env("ACCOUNTING_URL", accounting)
-        .output()
-        .await?)
+    processes::fares(env, &payment, &accounting, args).await
 }
 
 fn stdout(output: &Output) -> String {

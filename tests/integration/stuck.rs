@@ -10,10 +10,9 @@ use payment_service::gateway::{
     FaultInjection, GatewayCall, GatewayError, GatewaySimulator, PaymentGateway,
 };
 use serde_json::Value;
-use tests::processes::{binary, free_port, ServiceProcess};
+use tests::processes::{fares, free_port, ServiceProcess};
 use tests::recorder::causal_order;
 use tests::TestEnv;
-use tokio::process::Command;
 
 const TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -93,23 +92,6 @@ async fn an_unanswered_pre_authorisation_is_voided_and_the_fare_fails() -> anyho
 /// `GET url` as JSON.
 async fn get_json(url: &str) -> anyhow::Result<Value> {
     Ok(reqwest::get(url).await?.error_for_status()?.json().await?)
-}
-
-/// `fares <args>` with the payment-service at `payment`, the accounting-service at `accounting`.
-async fn fares(
-    env: &TestEnv,
-    payment: &str,
-    accounting: &str,
-    args: &[&str],
-) -> anyhow::Result<std::process::Output> {
-    Ok(Command::new(binary("fares")?)
-        .args(args)
-        .env("KAFKA_BOOTSTRAP_SERVERS", &env.kafka.bootstrap_servers)
-        .env("TOPIC_SUFFIX", &env.kafka.topic_suffix)
-        .env("PAYMENT_URL", payment)
-        .env("ACCOUNTING_URL", accounting)
-        .output()
-        .await?)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
