@@ -9,9 +9,10 @@ use anyhow::Context;
 use events_schema::{Event, EventType, Topic, TopicNames};
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{Consumer, StreamConsumer};
-use rdkafka::message::{Headers, Message};
+use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
 use tokio::task::JoinHandle;
+use transactional_messaging::kafka;
 
 /// One message as it sits on a topic.
 #[derive(Debug, Clone)]
@@ -70,19 +71,7 @@ impl Recorder {
                 let Some(topic) = names.topic_of(message.topic()) else {
                     continue;
                 };
-                let headers = message
-                    .headers()
-                    .map(|headers| {
-                        headers
-                            .iter()
-                            .map(|h| {
-                                let value =
-                                    h.value.map(|v| String::from_utf8_lossy(v).into_owned());
-                                (h.key.to_owned(), value.unwrap_or_default())
-                            })
-                            .collect()
-                    })
-                    .unwrap_or_default();
+                let headers = kafka::headers_text(&message).into_iter().collect();
                 let record = Recorded {
                     topic,
                     partition: message.partition(),

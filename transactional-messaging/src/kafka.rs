@@ -9,6 +9,7 @@ use rdkafka::client::{ClientContext, DefaultClientContext};
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, ConsumerContext, Rebalance, StreamConsumer};
 use rdkafka::error::RDKafkaErrorCode;
+use rdkafka::message::{BorrowedMessage, Headers, Message};
 use rdkafka::producer::FutureProducer;
 use rdkafka::statistics::Statistics;
 
@@ -21,6 +22,35 @@ pub const MAX_MESSAGE_BYTES: usize = 64 * 1024;
 /// source topic accepted still fits in the DLQ with its headers — the relay is never stuck on
 /// a dead letter the broker refuses.
 const DLQ_MAX_MESSAGE_BYTES: &str = "2097152";
+
+/// The value of `message`'s header `name` as text (invalid UTF-8 replaced), if it has one.
+pub fn header_text(message: &BorrowedMessage<'_>, name: &str) -> Option<String> {
+    message
+        .headers()?
+        .iter()
+        .find(|header| header.key == name)
+        .and_then(|header| header.value)
+        .map(|value| String::from_utf8_lossy(value).into_owned())
+}
+
+/// Every header of `message`, in order, values as text (invalid UTF-8 replaced; none: empty).
+pub fn headers_text(message: &BorrowedMessage<'_>) -> Vec<(String, String)> {
+    message
+        .headers()
+        .map(|headers| {
+            headers
+                .iter()
+                .map(|header| {
+                    let value = header
+                        .value
+                        .map(String::from_utf8_lossy)
+                        .unwrap_or_default();
+                    (header.key.to_owned(), value.into_owned())
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
 
 /// An idempotent producer (`acks=all`, in-order retries): a message acknowledged is on every
 /// in-sync replica, and a retried send never reorders or duplicates within a partition.

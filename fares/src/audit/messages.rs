@@ -10,7 +10,7 @@ use rdkafka::message::{BorrowedMessage, Headers, Message};
 use transactional_messaging::dead_letter::{
     HEADER_SOURCE_OFFSET, HEADER_SOURCE_PARTITION, HEADER_SOURCE_TOPIC,
 };
-use transactional_messaging::kafka::MAX_MESSAGE_BYTES;
+use transactional_messaging::kafka::{self, MAX_MESSAGE_BYTES};
 use uuid::Uuid;
 
 /// Where a message is in its topic.
@@ -168,12 +168,8 @@ impl EventMessage {
                 }
             };
         }
-        let event_type_header = message.headers().and_then(|headers| {
-            headers
-                .iter()
-                .find(|header| header.key == "event_type")
-                .and_then(|header| std::str::from_utf8(header.value?).ok()?.parse().ok())
-        });
+        let event_type_header =
+            kafka::header_text(message, "event_type").and_then(|name| name.parse().ok());
         EventMessage {
             envelope,
             event_type_header,
@@ -204,14 +200,7 @@ pub struct DeadLetter {
 impl DeadLetter {
     /// The dead letter in `message`; `None` when it lacks the `dlq.source.*` headers.
     pub fn of(message: &BorrowedMessage<'_>) -> Option<DeadLetter> {
-        let headers = message.headers()?;
-        let header = |name: &str| {
-            headers
-                .iter()
-                .find(|h| h.key == name)
-                .and_then(|h| h.value)
-                .map(|v| String::from_utf8_lossy(v).into_owned())
-        };
+        let header = |name: &str| kafka::header_text(message, name);
         Some(DeadLetter {
             source_topic: header(HEADER_SOURCE_TOPIC)?,
             source: Position {

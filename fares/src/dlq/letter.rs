@@ -8,11 +8,13 @@ use std::str::FromStr;
 use anyhow::{anyhow, Context};
 use events_schema::choreography::Service;
 use events_schema::Topic;
-use rdkafka::message::{BorrowedMessage, Headers, Message};
+use rdkafka::message::{BorrowedMessage, Message};
 use transactional_messaging::dead_letter::{
     HEADER_ERROR, HEADER_REDACTED, HEADER_SERVICE, HEADER_SOURCE_OFFSET, HEADER_SOURCE_PARTITION,
     HEADER_SOURCE_TOPIC,
 };
+
+use transactional_messaging::kafka;
 
 use crate::broker::Kafka;
 use crate::exit;
@@ -117,18 +119,7 @@ pub struct Letter {
 
 impl Letter {
     fn of(service: Service, message: &BorrowedMessage<'_>) -> Letter {
-        let headers = message
-            .headers()
-            .map(|headers| {
-                headers
-                    .iter()
-                    .map(|h| {
-                        let value = h.value.map(String::from_utf8_lossy).unwrap_or_default();
-                        (h.key.to_owned(), value.into_owned())
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
+        let headers = kafka::headers_text(message);
         Letter {
             id: LetterId {
                 service,

@@ -6,8 +6,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use anyhow::Context;
-use rdkafka::message::{BorrowedMessage, Headers, Message};
+use rdkafka::message::{BorrowedMessage, Message};
 use serde::Serialize;
+use transactional_messaging::kafka;
 
 use super::letter::Letter;
 use crate::broker::Kafka;
@@ -34,14 +35,7 @@ pub struct Replay {
 
 impl Replay {
     fn of(message: &BorrowedMessage<'_>) -> Option<Replay> {
-        let headers = message.headers()?;
-        let header = |name: &str| {
-            headers
-                .iter()
-                .find(|h| h.key == name)
-                .and_then(|h| h.value)
-                .map(|v| String::from_utf8_lossy(v).into_owned())
-        };
+        let header = |name: &str| kafka::header_text(message, name);
         Some(Replay {
             of: header(HEADER_REPLAY_OF)?,
             topic: message.topic().to_owned(),

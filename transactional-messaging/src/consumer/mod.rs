@@ -47,13 +47,13 @@ use events_schema::choreography::Service;
 use events_schema::{Event, EventId, EventType, Topic, TopicNames};
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::message::{BorrowedMessage, Headers, Message};
+use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::TopicPartitionList;
 use sqlx::{PgConnection, PgPool};
 use tokio::sync::{mpsc, Mutex};
 
 use crate::commit_signal::CommitSignal;
-use crate::kafka::GroupMembership;
+use crate::kafka::{self, GroupMembership};
 use crate::metrics::Metrics;
 use crate::outbox::OutboxMessage;
 use crate::readiness::Readiness;
@@ -87,13 +87,7 @@ pub struct Consumed {
 
 impl Consumed {
     pub fn from_message(message: &BorrowedMessage<'_>) -> Self {
-        let event_type = message.headers().and_then(|headers| {
-            headers
-                .iter()
-                .find(|header| header.key == "event_type")
-                .and_then(|header| header.value)
-                .map(|value| String::from_utf8_lossy(value).into_owned())
-        });
+        let event_type = kafka::header_text(message, "event_type");
         Consumed {
             topic: message.topic().to_owned(),
             partition: message.partition(),
