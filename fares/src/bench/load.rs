@@ -16,7 +16,7 @@ use futures::stream::FuturesUnordered;
 use futures::{FutureExt, StreamExt};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::Message;
-use rdkafka::producer::FutureRecord;
+use rdkafka::producer::{FutureRecord, Producer};
 use tokio::time::Instant;
 use transactional_messaging::kafka::producer_config;
 
@@ -85,6 +85,23 @@ pub fn fare_index(prefix: &str, key: &[u8]) -> Option<usize> {
     digits.parse().ok()
 }
 
+/// Connects `producer` to the broker that leads `topic` and fetches its metadata before the
+/// clock starts, so that the first fares of an open-loop run do not count the producer's own
+/// start (a connection, the idempotent producer's id, the topic's leaders) as the system's
+/// latency.
+async fn warm_up(producer: &rdkafka::producer::FutureProducer, topic: &str) -> anyhow::Result<()> {
+    let producer = producer.clone();
+    let topic = topic.to_owned();
+    tokio::task::spawn_blocking(move || {
+        producer
+            .client()
+            .fetch_metadata(Some(&topic), Duration::from_secs(30))
+            .map(drop)
+            .with_context(|| format!("cannot read the metadata of {topic}"))
+    })
+    .await?
+}
+
 /// How a run ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Ending {
@@ -126,6 +143,7 @@ impl Load<'_> {
             .set("message.timeout.ms", "300000")
             .create()
             .context("cannot create the Kafka producer")?;
+        warm_up(&producer, &requests).await?;
         let prefix = fare_prefix(self.run);
 
         let mut deliveries = FuturesUnordered::new();
