@@ -85,21 +85,55 @@ pub fn fare_index(prefix: &str, key: &[u8]) -> Option<usize> {
     digits.parse().ok()
 }
 
-/// Connects `producer` to the broker that leads `topic` and fetches its metadata before the
-/// clock starts, so that the first fares of an open-loop run do not count the producer's own
-/// start (a connection, the idempotent producer's id, the topic's leaders) as the system's
-/// latency.
-async fn warm_up(producer: &rdkafka::producer::FutureProducer, topic: &str) -> anyhow::Result<()> {
-    let producer = producer.clone();
-    let topic = topic.to_owned();
-    tokio::task::spawn_blocking(move || {
-        producer
-            .client()
-            .fetch_metadata(Some(&topic), Duration::from_secs(30))
-            .map(drop)
-            .with_context(|| format!("cannot read the metadata of {topic}"))
-    })
-    .await?
+/// The bench's producer context: tells [`warm_up`] when the idempotent producer has its
+/// producer id, read from the client's statistics.
+struct IdempotenceWatch(tokio::sync::watch::Sender<bool>);
+
+impl rdkafka::ClientContext for IdempotenceWatch {
+    fn stats(&self, statistics: rdkafka::Statistics) {
+        let assigned = statistics
+            .eos
+            .is_some_and(|eos| eos.idemp_state == "Assigned");
+        self.0.send_if_modified(|was| std::mem::replace(was, assigned) != assigned);
+    }
+}
+
+impl rdkafka::producer::ProducerContext for IdempotenceWatch {
+    type DeliveryOpaque = ();
+    fn delivery(&self, _: &rdkafka::message::DeliveryResult<'_>, _: ()) {}
+}
+
+type BenchProducer = rdkafka::producer::FutureProducer<IdempotenceWatch>;
+
+/// How long the producer may take to be ready before the run gives up.
+const WARM_UP_LIMIT: Duration = Duration::from_secs(30);
+
+/// Waits, before the clock starts, until `producer` knows the leaders of `topic` and has its
+/// idempotent producer id. Until then librdkafka holds every message (it asks for the id again
+/// every 500 ms), so an open-loop run would count the producer's own start as the first
+/// fares' latency.
+async fn warm_up(
+    producer: &BenchProducer,
+    mut ready: tokio::sync::watch::Receiver<bool>,
+    topic: &str,
+) -> anyhow::Result<()> {
+    let metadata = {
+        let producer = producer.clone();
+        let topic = topic.to_owned();
+        tokio::task::spawn_blocking(move || {
+            producer
+                .client()
+                .fetch_metadata(Some(&topic), WARM_UP_LIMIT)
+                .map(drop)
+                .with_context(|| format!("cannot read the metadata of {topic}"))
+        })
+    };
+    metadata.await??;
+    tokio::time::timeout(WARM_UP_LIMIT, ready.wait_for(|assigned| *assigned))
+        .await
+        .context("the Kafka producer got no idempotent producer id within 30 s")?
+        .context("the Kafka producer stopped")?;
+    Ok(())
 }
 
 /// How a run ended.
@@ -139,11 +173,13 @@ impl Load<'_> {
         let reader = self.kafka.reader(&outcomes_topic, &Start::At(ends))?;
         // The services' settings, but a request is retried for as long as a client would (a
         // broker away for a minute or two, e.g. in a fault run), not given up after 30 s.
-        let producer: rdkafka::producer::FutureProducer = producer_config(self.kafka.bootstrap())
+        let (assigned, ready) = tokio::sync::watch::channel(false);
+        let producer: BenchProducer = producer_config(self.kafka.bootstrap())
             .set("message.timeout.ms", "300000")
-            .create()
+            .set("statistics.interval.ms", "100")
+            .create_with_context(IdempotenceWatch(assigned))
             .context("cannot create the Kafka producer")?;
-        warm_up(&producer, &requests).await?;
+        warm_up(&producer, ready, &requests).await?;
         let prefix = fare_prefix(self.run);
 
         let mut deliveries = FuturesUnordered::new();
