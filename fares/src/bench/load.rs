@@ -210,7 +210,8 @@ impl Load<'_> {
                             });
                             tally.sent(next, intended);
                             let i = next;
-                            deliveries.push(delivery.map(move |result| (i, result)));
+                            let handed = Instant::now();
+                            deliveries.push(delivery.map(move |result| (i, handed, result)));
                             next += 1;
                         }
                         Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
@@ -240,8 +241,11 @@ impl Load<'_> {
                 biased;
                 _ = interrupt.wait() => return Ok(Ending::Interrupted),
                 _ = ticks.tick() => progress.update(tally),
-                Some((i, result)) = deliveries.next(), if !deliveries.is_empty() => match result {
-                    Ok(Ok(delivery)) => tally.acknowledged(i, delivery.timestamp.to_millis()),
+                Some((i, handed, result)) = deliveries.next(), if !deliveries.is_empty() => match result {
+                    Ok(Ok(delivery)) => {
+                        tally.acknowledged(i, delivery.timestamp.to_millis());
+                        tally.ack_took(i, handed.elapsed());
+                    }
                     Ok(Err((error, _))) => {
                         tally.send_failed(i);
                         let text = format!("warning: a request was not acknowledged: {error}");

@@ -163,6 +163,13 @@ impl Report {
                 );
             }
         }
+        if let Some(ack) = load.ack_ms.as_ref().filter(|ack| ack.max >= 100.0) {
+            let _ = writeln!(
+                out,
+                "  acks         request handed to the producer → the broker's acknowledgement: {}",
+                percentiles(ack)
+            );
+        }
         let kinds: Vec<String> = load
             .outcomes
             .iter()

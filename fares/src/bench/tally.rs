@@ -25,6 +25,8 @@ struct FareRecord {
     intended_us: Option<i64>,
     /// The request's timestamp as the broker acknowledged it (ms since the Unix epoch).
     request_ms: Option<i64>,
+    /// From handing the request to the producer to the broker's acknowledgement (µs).
+    ack_us: Option<i64>,
     send_failed: bool,
     outcome: Option<Settled>,
 }
@@ -70,6 +72,7 @@ impl Tally {
                     sent: false,
                     intended_us: None,
                     request_ms: None,
+                    ack_us: None,
                     send_failed: false,
                     outcome: None,
                 })
@@ -100,6 +103,14 @@ impl Tally {
             fare.request_ms = at_ms;
             self.acknowledged += 1;
         }
+    }
+
+    /// The broker's acknowledgement of fare `i`'s request came `after` it was handed to the
+    /// producer.
+    pub fn ack_took(&mut self, i: usize, after: std::time::Duration) {
+        self.fares[i]
+            .ack_us
+            .get_or_insert(after.as_micros().min(i64::MAX as u128) as i64);
     }
 
     /// Fare `i`'s request was not acknowledged: it was not written, no outcome will come.
@@ -172,6 +183,7 @@ impl Tally {
         let mut latency = histogram();
         let mut request_to_outcome = histogram();
         let mut send_lag = histogram();
+        let mut ack = histogram();
         let mut outcome_times: Vec<i64> = Vec::with_capacity(self.settled);
         let mut outcomes: BTreeMap<OutcomeKind, usize> =
             OutcomeKind::ALL.iter().map(|k| (*k, 0)).collect();
@@ -182,6 +194,9 @@ impl Tally {
                 .entry(marker_name(fare.marker))
                 .or_insert_with(|| MarkerSummary::new(fare.marker));
             entry.fares += 1;
+            if let Some(ack_us) = fare.ack_us {
+                ack.saturating_record(clamp(ack_us));
+            }
             if let Some(request_ms) = fare.request_ms {
                 first_request = Some(first_request.map_or(request_ms, |f| f.min(request_ms)));
                 if let Some(intended) = fare.intended_us {
@@ -221,6 +236,7 @@ impl Tally {
             latency_ms: Percentiles::of(&latency),
             request_to_outcome_ms: Percentiles::of(&request_to_outcome),
             send_lag_ms: Percentiles::of(&send_lag),
+            ack_ms: Percentiles::of(&ack),
             outcomes: outcomes.into_iter().map(|(k, n)| (k.name(), n)).collect(),
             by_marker,
             unexpected_outcomes: unexpected,
@@ -267,6 +283,8 @@ pub struct LoadSummary {
     pub request_to_outcome_ms: Option<Percentiles>,
     /// How late requests left against the schedule (with `--rate` only).
     pub send_lag_ms: Option<Percentiles>,
+    /// From handing a request to the producer to the broker's acknowledgement.
+    pub ack_ms: Option<Percentiles>,
     /// Outcomes per kind (every kind, zeros included).
     pub outcomes: BTreeMap<&'static str, usize>,
     /// Per marker of the mix: fares, settled, outcomes per kind, outcomes not as SPEC §5 says.
