@@ -94,7 +94,8 @@ impl rdkafka::ClientContext for IdempotenceWatch {
         let assigned = statistics
             .eos
             .is_some_and(|eos| eos.idemp_state == "Assigned");
-        self.0.send_if_modified(|was| std::mem::replace(was, assigned) != assigned);
+        self.0
+            .send_if_modified(|was| std::mem::replace(was, assigned) != assigned);
     }
 }
 
