@@ -169,17 +169,30 @@ daemon_ports_free() {
     done
 }
 
-# daemon_wait_ready NAME PIDFILE WORD LOG URL: polls URL for up to 30 s while the daemon runs.
-daemon_wait_ready() {
-    local name="$1" pidfile="$2" word="$3" log="$4" url="$5" deadline=$((SECONDS + 30))
-    until curl -fsS -m 2 -o /dev/null "$url" 2>/dev/null; do
-        daemon_pid "$pidfile" "$word" >/dev/null || {
+# wait_ready NAME LOG SECONDS WHAT ALIVE PROBE...: runs PROBE... every 0.5 s until it succeeds.
+# Dies, with the last lines of LOG, when ALIVE (a command and its words, e.g. "svc_pid NAME")
+# fails — the process exited during start-up — or when SECONDS have passed ("NAME WHAT within
+# SECONDSs"). The one start-up wait of Kafka, the services and the daemons.
+wait_ready() {
+    local name="$1" log="$2" timeout="$3" what="$4" alive="$5"
+    shift 5
+    local deadline=$((SECONDS + timeout)) reason
+    until "$@" >/dev/null 2>&1; do
+        reason=""
+        # shellcheck disable=SC2086 # ALIVE is a command and its words
+        $alive >/dev/null 2>&1 || reason="$name exited during start-up"
+        [[ -z "$reason" ]] && ((SECONDS >= deadline)) && reason="$name $what within ${timeout}s"
+        if [[ -n "$reason" ]]; then
             tail -n 30 "$log" >&2 || true
-            die "$name exited during start-up (log: $log)"
-        }
-        ((SECONDS < deadline)) || die "$name not ready within 30s (log: $log)"
+            die "$reason (log: $log)"
+        fi
         sleep 0.5
     done
+}
+
+# daemon_wait_ready NAME PIDFILE WORD LOG URL: polls URL for up to 30 s while the daemon runs.
+daemon_wait_ready() {
+    wait_ready "$1" "$4" 30 "not ready on $5" "daemon_pid $2 $3" curl -fsS -m 2 -o /dev/null "$5"
 }
 
 # daemon_stop NAME PIDFILE WORD: SIGTERM (then SIGKILL), if it runs.

@@ -263,20 +263,10 @@ kafka_start() {
 
 # kafka_wait_ready NODE...: until each answers (see kafka_node_ready).
 kafka_wait_ready() {
-    local node log deadline=$((SECONDS + ${KAFKA_START_TIMEOUT:-120}))
+    local node
     for node in "$@"; do
-        log="$(kafka_log "$node")"
-        until kafka_node_ready "$node"; do
-            if ! kafka_pid "$node" >/dev/null; then
-                tail -n 30 "$log" >&2 || true
-                die "$node exited during start-up (log: $log)"
-            fi
-            if ((SECONDS >= deadline)); then
-                tail -n 30 "$log" >&2 || true
-                die "$node did not answer on $(kafka_node_addr "$node") within ${KAFKA_START_TIMEOUT:-120}s (log: $log)"
-            fi
-            sleep 0.5
-        done
+        wait_ready "$node" "$(kafka_log "$node")" "${KAFKA_START_TIMEOUT:-120}" \
+            "did not answer on $(kafka_node_addr "$node")" "kafka_pid $node" kafka_node_ready "$node"
     done
 }
 

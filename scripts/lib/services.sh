@@ -173,19 +173,8 @@ svc_start() {
 }
 
 svc_wait_ready() {
-    local name="$1" log deadline=$((SECONDS + ${SERVICE_START_TIMEOUT:-120}))
-    log="$(svc_log "$name")"
-    until svc_healthy "$name" 2>/dev/null; do
-        if ! svc_pid "$name" >/dev/null; then
-            tail -n 30 "$log" >&2 || true
-            die "$name exited during start-up (log: $log)"
-        fi
-        if ((SECONDS >= deadline)); then
-            tail -n 30 "$log" >&2 || true
-            die "$name: GET http://$(svc_addr "$name")/health did not answer 200 within ${SERVICE_START_TIMEOUT:-120}s (log: $log)"
-        fi
-        sleep 0.5
-    done
+    wait_ready "$1" "$(svc_log "$1")" "${SERVICE_START_TIMEOUT:-120}" \
+        "did not answer 200 on GET http://$(svc_addr "$1")/health" "svc_pid $1" svc_healthy "$1"
 }
 
 svc_stop() {
