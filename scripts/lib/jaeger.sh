@@ -4,13 +4,13 @@
 # jaeger`: an in-memory store, OTLP on loopback, the UI and query API on JAEGER_UI_ADDR). The
 # services export their spans to it when it runs (scripts/lib/services.sh). Needs common.sh.
 #
-# The Go module github.com/jaegertracing/jaeger v1.76.0 is the same release as the Docker image
-# jaegertracing/jaeger:2.13.0 (Jaeger v2, built on the OpenTelemetry Collector): compose runs
+# The Go module github.com/jaegertracing/jaeger v1.75.0 is the same release as the Docker image
+# jaegertracing/jaeger:2.12.0 (Jaeger v2, built on the OpenTelemetry Collector): compose runs
 # that image, so both paths run the same Jaeger.
 
-JAEGER_VERSION=1.76.0
+JAEGER_VERSION=1.75.0
 # shellcheck disable=SC2034 # read by scripts/test: compose runs this image
-JAEGER_IMAGE_VERSION=2.13.0
+JAEGER_IMAGE_VERSION=2.12.0
 JAEGER_CACHE_DIR="${WILDRYDES_CACHE_DIR:-/var/cache/wildrydes}/bin"
 JAEGER_BIN="$JAEGER_CACHE_DIR/jaeger-$JAEGER_VERSION"
 
