@@ -39,6 +39,33 @@ jaeger_build() {
     info "Jaeger $JAEGER_VERSION built in $((SECONDS - started))s: $JAEGER_BIN"
 }
 
+# jaeger_build_background: when $JAEGER_BIN is missing, starts jaeger_build in the background,
+# its output in a file of its own (scripts/test: it runs while clippy and the build do);
+# jaeger_build_wait waits for it, shows that output and fails as it did — or, with none under
+# way, builds in the foreground.
+JAEGER_BUILD_PID=""
+JAEGER_BUILD_LOG=""
+jaeger_build_background() {
+    [[ -x "$JAEGER_BIN" ]] && return 0
+    JAEGER_BUILD_LOG="$(mktemp)"
+    info "building Jaeger $JAEGER_VERSION in the background (output: $JAEGER_BUILD_LOG)"
+    (jaeger_build) >"$JAEGER_BUILD_LOG" 2>&1 &
+    JAEGER_BUILD_PID=$!
+}
+
+jaeger_build_wait() {
+    [[ -n "$JAEGER_BUILD_PID" ]] || {
+        jaeger_build
+        return
+    }
+    local status=0
+    wait "$JAEGER_BUILD_PID" || status=$?
+    cat "$JAEGER_BUILD_LOG" >&2
+    rm -f "$JAEGER_BUILD_LOG"
+    JAEGER_BUILD_PID=""
+    return "$status"
+}
+
 # --- the optional component `jaeger` of scripts/stack (needs env.sh's environment) -----------
 
 JAEGER_UI_ADDR="${JAEGER_UI_ADDR:-127.0.0.1:16686}"
