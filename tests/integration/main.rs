@@ -23,6 +23,7 @@ mod health;
 mod markers;
 mod metrics;
 mod outage;
+mod own_connection;
 mod query_plans;
 mod read_api;
 mod schema_ownership;

@@ -13,13 +13,14 @@ use std::time::Duration;
 
 use events_schema::FailureMarker;
 use rand::Rng;
-use sqlx::PgPool;
+use sqlx::{PgConnection, PgPool};
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use tokio::sync::{mpsc, oneshot, Mutex};
 use uuid::Uuid;
 
+use transactional_messaging::database::OwnConnection;
 use transactional_messaging::work_queue::{next_batch, SharedReceiver};
 
 use super::{GatewayCall, GatewayError, Operation, PaymentGateway};
@@ -134,11 +135,17 @@ fn marker_decline(operation: Operation, marker: FailureMarker) -> Option<&'stati
 
 /// Decides and records the waiting calls, a batch at a time, until the simulator is gone.
 async fn record_calls(pool: PgPool, pending: SharedReceiver<Pending>) {
+    let mut connection = OwnConnection::like(&pool);
     loop {
         let Some(batch) = next_batch(&pending, RECORD_BATCH).await else {
+            connection.close().await;
             return;
         };
-        match decide_and_record(&pool, &batch).await {
+        let decided = match connection.get().await {
+            Ok(conn) => decide_and_record(conn, &batch).await,
+            Err(error) => Err(error),
+        };
+        match connection.check(decided) {
             Ok(mut answers) => {
                 for call in batch {
                     let answer = answers
@@ -202,7 +209,7 @@ impl Record {
 /// with no pre-authorisation voids the fare's authorisation: a later one is refused), a refund
 /// an approved capture.
 async fn decide_and_record(
-    pool: &PgPool,
+    conn: &mut PgConnection,
     batch: &[Pending],
 ) -> sqlx::Result<HashMap<String, Recorded>> {
     let fares: Vec<String> = batch.iter().map(|c| c.fare_id.clone()).collect();
@@ -212,7 +219,7 @@ async fn decide_and_record(
          FROM gateway_operations WHERE fare_id = ANY($1)",
         &fares
     )
-    .fetch_all(pool)
+    .fetch_all(&mut *conn)
     .await?;
     let approved: HashSet<(String, String)> = known
         .iter()
@@ -281,7 +288,7 @@ async fn decide_and_record(
             &amounts,
             &column(&|c, _| c.currency.clone()),
         )
-        .fetch_all(pool)
+        .fetch_all(&mut *conn)
         .await?
         .into_iter()
         .collect();
@@ -301,7 +308,7 @@ async fn decide_and_record(
                  FROM gateway_operations WHERE idempotency_key = ANY($1)",
                 &raced
             )
-            .fetch_all(pool)
+            .fetch_all(&mut *conn)
             .await?;
             answers.extend(first.into_iter().map(Known::answer));
         }

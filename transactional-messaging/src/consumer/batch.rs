@@ -6,13 +6,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use events_schema::Event;
-use sqlx::{PgConnection, PgPool};
+use sqlx::{Connection, PgConnection, PgPool};
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
 use super::{Consumed, Consuming, Disposition, HandleError, Handler, Input, Progress};
 use crate::commit_signal::CommitSignal;
 use crate::crash_point::{self, CrashPoint};
+use crate::database::OwnConnection;
 use crate::dead_letter;
 use crate::inbox::{self, Delivery, InboxRecord, Incoming};
 use crate::metrics::{MessageKind, Metrics};
@@ -103,11 +104,13 @@ type Queue<H> = SharedReceiver<Work<<H as Handler>::Call, <H as Handler>::Answer
 
 /// Takes batches off the ready queue until it closes.
 pub async fn run_worker<H: Handler>(worker: Worker<H>, queue: Queue<H>) {
+    let mut connection = OwnConnection::like(&worker.pool);
     loop {
         let Some(batch) = next_batch(&queue, worker.consuming.max_batch).await else {
+            connection.close().await;
             return;
         };
-        worker.process(batch).await;
+        worker.process(&mut connection, batch).await;
     }
 }
 
@@ -121,13 +124,14 @@ impl<H: Handler> Worker<H> {
     /// Processes `batch` until its outcome is committed: retries retryable failures with capped
     /// backoff; on a permanent failure, processes its messages one by one, and dead-letters the
     /// one that fails on its own.
-    async fn process(&self, batch: Vec<Work<H::Call, H::Answer>>) {
+    async fn process(&self, connection: &mut OwnConnection, batch: Vec<Work<H::Call, H::Answer>>) {
         let backoff = Backoff::new(Duration::from_millis(50), Duration::from_secs(5));
         let mut attempt = 0;
         loop {
             attempt += 1;
             let started = Instant::now();
-            match self.transact(&batch).await {
+            let result = self.transact(connection, &batch).await;
+            match connection.check(result) {
                 Ok(committed) => {
                     self.readiness.batch_committed();
                     self.metrics.batch_committed(started.elapsed());
@@ -150,7 +154,7 @@ impl<H: Handler> Worker<H> {
                         "a batch failed for good; processing its messages one by one"
                     );
                     for work in batch {
-                        Box::pin(self.process(vec![work])).await;
+                        Box::pin(self.process(connection, vec![work])).await;
                     }
                     return;
                 }
@@ -175,9 +179,10 @@ impl<H: Handler> Worker<H> {
     /// The batch's transaction.
     async fn transact(
         &self,
+        connection: &mut OwnConnection,
         batch: &[Work<H::Call, H::Answer>],
     ) -> Result<Committed<H::Call>, HandleError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = connection.get().await?.begin().await?;
         let mut progress: Vec<Option<Progress<H::Call>>> = (0..batch.len()).map(|_| None).collect();
         let mut first_deliveries = vec![false; batch.len()];
         self.check_inbox(&mut tx, batch, &mut progress, &mut first_deliveries)
