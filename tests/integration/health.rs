@@ -139,6 +139,25 @@ async fn a_relay_stuck_on_a_row_the_broker_rejects_is_not_ready_until_it_recover
     // The DLQ now refuses anything over 100 bytes: a poison message of 1000 can't be dead-lettered.
     set_max_bytes("100").await?;
     let poison = "x".repeat(1000);
+    // The broker applies a topic's new config a moment after the controller accepted it (on a
+    // loaded machine, after the service could have dead-lettered the poison): probe until it
+    // refuses a message that size.
+    let deadline = tokio::time::Instant::now() + TIMEOUT;
+    while env
+        .publish(
+            Topic::PaymentDlq,
+            Some("probe"),
+            "p".repeat(1000).as_bytes(),
+        )
+        .await
+        .is_ok()
+    {
+        anyhow::ensure!(
+            tokio::time::Instant::now() < deadline,
+            "the DLQ never refused 1000 bytes"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     env.publish(Topic::FareRequests, Some("wr_poison"), poison.as_bytes())
         .await?;
     wait_for_health(
