@@ -7,11 +7,12 @@
 //! - [`tally`]: what was seen of each fare, and the counts per outcome and marker;
 //! - [`figures`]: throughput and HDR latency percentiles;
 //! - [`processes`]: CPU and RSS of the services, from `/proc`;
-//! - [`baseline`]: raw Kafka produce → consume and raw PostgreSQL commits, and the comparison;
+//! - [`baseline`]: raw Kafka produce → consume, raw Kafka through a saga's hops (`--rate`),
+//!   raw PostgreSQL commits, and the comparison;
 //! - [`progress`], [`report`]: what the user sees.
 //!
 //! The bench only writes `fare-requests`, reads `fare-outcomes` (without a consumer group),
-//! and, for the baseline, a scratch topic and a scratch schema it creates and removes.
+//! and, for the baseline, scratch topics and a scratch schema it creates and removes.
 
 mod baseline;
 mod figures;
@@ -213,6 +214,27 @@ async fn measure_baseline(
             None
         }
     };
+    let hops_figures = match args.rate {
+        Some(rate) if !interrupt.happened() => {
+            eprintln!(
+                "baseline: raw Kafka through {} hops at {} msgs/s…",
+                baseline::hops::HOPS,
+                report::rate(rate)
+            );
+            match baseline::hops::measure(kafka, run, fares, rate, interrupt).await {
+                Ok(Some(figures)) => Some(figures),
+                Ok(None) => {
+                    errors.push("raw Kafka hops: interrupted".to_owned());
+                    None
+                }
+                Err(error) => {
+                    errors.push(format!("raw Kafka hops: {error:#}"));
+                    None
+                }
+            }
+        }
+        _ => None,
+    };
     let postgres_figures = if interrupt.happened() {
         None
     } else {
@@ -246,11 +268,16 @@ async fn measure_baseline(
     let comparison = Comparison::new(
         summary.throughput.settled_per_s,
         summary.events_per_saga,
-        kafka_figures.as_ref(),
-        postgres_figures.as_ref(),
+        summary.latency_ms.as_ref().map(|latency| latency.p99),
+        (
+            kafka_figures.as_ref(),
+            hops_figures.as_ref(),
+            postgres_figures.as_ref(),
+        ),
     );
     Baseline {
         kafka: kafka_figures,
+        kafka_hops: hops_figures,
         postgres: postgres_figures,
         errors,
         comparison,

@@ -249,6 +249,19 @@ fn render_baseline(out: &mut String, baseline: &Baseline) {
             let _ = writeln!(out, "                  {}", percentiles(latency));
         }
     }
+    if let Some(h) = &baseline.kafka_hops {
+        let _ = writeln!(
+            out,
+            "  raw Kafka hops  {} messages at {} msgs/s through {} consume → produce hops, no \
+             database (a happy saga's hops): request → last hop",
+            thousands(h.messages as u64),
+            rate(h.rate),
+            h.hops
+        );
+        if let Some(latency) = &h.latency_ms {
+            let _ = writeln!(out, "                  {}", percentiles(latency));
+        }
+    }
     if let Some(p) = &baseline.postgres {
         let _ = writeln!(
             out,
@@ -297,6 +310,15 @@ fn render_baseline(out: &mut String, baseline: &Baseline) {
             line(share, &raw, "local transactions per saga, SPEC §4")
         );
     }
+    if let Some(floor) = &c.latency {
+        let _ = writeln!(
+            out,
+            "  the saga        p99 {} = {:.1} × raw Kafka's p99 through the same hops ({})",
+            millis(floor.saga_p99_ms),
+            floor.times,
+            millis(floor.hops_p99_ms)
+        );
+    }
 }
 
 /// `4`, `4.3`: a count per saga, without a needless `.0`.
@@ -308,7 +330,8 @@ fn trim(value: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::bench::baseline::Comparison;
+    use crate::bench::baseline::hops::HopsBaseline;
+    use crate::bench::baseline::{Comparison, LatencyFloor};
     use crate::bench::outcome::OutcomeKind;
     use crate::bench::tally::Tally;
     use events_schema::FailureMarker;
@@ -358,6 +381,20 @@ mod tests {
             ]),
             baseline: Some(Baseline {
                 kafka: None,
+                kafka_hops: Some(HopsBaseline {
+                    hops: 4,
+                    messages: 5_000,
+                    rate: 500.0,
+                    latency_ms: Some(Percentiles {
+                        count: 5_000,
+                        p50: 10.0,
+                        p90: 12.0,
+                        p99: 15.0,
+                        p99_9: 20.0,
+                        max: 22.0,
+                        mean: 10.5,
+                    }),
+                }),
                 postgres: None,
                 errors: vec!["raw Kafka: interrupted".into()],
                 comparison: Comparison {
@@ -369,6 +406,11 @@ mod tests {
                         share: (2.0 / 0.03) / (10_000.0 / 5.5),
                     }),
                     postgres: None,
+                    latency: Some(LatencyFloor {
+                        saga_p99_ms: 30.0,
+                        hops_p99_ms: 15.0,
+                        times: 2.0,
+                    }),
                 },
             }),
             load,
@@ -414,6 +456,20 @@ mod tests {
             ),
             "{text}"
         );
+        assert!(
+            text.contains(
+                "raw Kafka hops  5,000 messages at 500 msgs/s through 4 consume → produce hops"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("p50 10.0 ms · p90 12.0 ms · p99 15.0 ms"),
+            "{text}"
+        );
+        assert!(
+            text.contains("the saga        p99 30.0 ms = 2.0 × raw Kafka's p99 through the same hops (15.0 ms)"),
+            "{text}"
+        );
     }
 
     #[test]
@@ -425,6 +481,8 @@ mod tests {
         assert!(json["latency_ms"]["p99"].as_f64().unwrap() > 0.0);
         assert!(json["throughput"]["settled_per_s"].as_f64().unwrap() > 0.0);
         assert_eq!(json["services"]["payment-service"]["pids"][0], 42);
+        assert_eq!(json["baseline"]["comparison"]["latency"]["times"], 2.0);
+        assert_eq!(json["baseline"]["kafka_hops"]["latency_ms"]["p99"], 15.0);
         assert!(
             json["baseline"]["comparison"]["kafka"]["share"]
                 .as_f64()

@@ -29,7 +29,7 @@ use crate::bench::load::{unix_micros, PlannedFare};
 use crate::broker::{Kafka, Start};
 
 /// Partitions of the scratch topic: as many as each event topic (SPEC §2).
-const PARTITIONS: i32 = 6;
+pub(super) const PARTITIONS: i32 = 6;
 /// How long the messages may take to come back before the measurement fails.
 const CONSUME_TIMEOUT: Duration = Duration::from_secs(120);
 
@@ -59,57 +59,68 @@ pub async fn measure(
     interrupt: &mut Interrupt,
 ) -> anyhow::Result<Option<KafkaBaseline>> {
     let topic = format!("fares-bench-baseline.{run}{}", kafka.names.suffix());
-    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-        .set("bootstrap.servers", kafka.bootstrap())
-        .create()
-        .context("cannot create a Kafka admin client")?;
-    create_topic(kafka, &admin, &topic).await?;
-    let measured = produce_and_consume(kafka, &topic, fares, interrupt).await;
-    let deleted = admin
-        .delete_topics(&[topic.as_str()], &AdminOptions::new())
-        .await;
-    let measured = measured?;
-    match deleted.map(|results| results.into_iter().next()) {
-        Ok(Some(Err((_, code)))) => eprintln!("warning: cannot delete {topic}: {code}"),
-        Err(error) => eprintln!("warning: cannot delete {topic}: {error}"),
-        Ok(_) => {}
-    }
-    Ok(measured)
+    let scratch = ScratchTopic::create(kafka, topic, PARTITIONS).await?;
+    let measured = produce_and_consume(kafka, &scratch.name, fares, interrupt).await;
+    scratch.delete().await;
+    measured
 }
 
-async fn create_topic(
-    kafka: &Kafka,
-    admin: &AdminClient<DefaultClientContext>,
-    topic: &str,
-) -> anyhow::Result<()> {
-    let new_topic = NewTopic::new(
-        topic,
-        PARTITIONS,
-        TopicReplication::Fixed(kafka.settings.replication_factor),
-    )
-    .set("retention.ms", "3600000");
-    let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
-    let results = admin
-        .create_topics([&new_topic], &options)
-        .await
-        .with_context(|| kafka.unreachable())?;
-    for result in results {
-        if let Err((name, code)) = result {
-            anyhow::bail!("cannot create the scratch topic {name}: {code}");
+/// A topic the bench creates for a measurement and deletes after it.
+pub(super) struct ScratchTopic {
+    admin: AdminClient<DefaultClientContext>,
+    pub name: String,
+}
+
+impl ScratchTopic {
+    /// Creates `name` with `partitions` and waits until the metadata shows them all.
+    pub async fn create(kafka: &Kafka, name: String, partitions: i32) -> anyhow::Result<Self> {
+        let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+            .set("bootstrap.servers", kafka.bootstrap())
+            .create()
+            .context("cannot create a Kafka admin client")?;
+        let new_topic = NewTopic::new(
+            &name,
+            partitions,
+            TopicReplication::Fixed(kafka.settings.replication_factor),
+        )
+        .set("retention.ms", "3600000");
+        let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
+        let results = admin
+            .create_topics([&new_topic], &options)
+            .await
+            .with_context(|| kafka.unreachable())?;
+        for result in results {
+            if let Err((name, code)) = result {
+                anyhow::bail!("cannot create the scratch topic {name}: {code}");
+            }
+        }
+        // A new topic takes a moment to appear in the metadata.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let found = kafka.partitions(vec![name.clone()]).await?;
+            if found.first().and_then(|(_, p)| *p) == Some(partitions as usize) {
+                return Ok(ScratchTopic { admin, name });
+            }
+            anyhow::ensure!(
+                Instant::now() < deadline,
+                "the scratch topic {name} did not appear within 30 s"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
-    // A new topic takes a moment to appear in the metadata.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let found = kafka.partitions(vec![topic.to_owned()]).await?;
-        if found.first().and_then(|(_, p)| *p) == Some(PARTITIONS as usize) {
-            return Ok(());
+
+    /// Deletes the topic; a failure is only a warning (the measurement stands).
+    pub async fn delete(self) {
+        let topic = self.name;
+        let deleted = self
+            .admin
+            .delete_topics(&[topic.as_str()], &AdminOptions::new())
+            .await;
+        match deleted.map(|results| results.into_iter().next()) {
+            Ok(Some(Err((_, code)))) => eprintln!("warning: cannot delete {topic}: {code}"),
+            Err(error) => eprintln!("warning: cannot delete {topic}: {error}"),
+            Ok(_) => {}
         }
-        anyhow::ensure!(
-            Instant::now() < deadline,
-            "the scratch topic {topic} did not appear within 30 s"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 
@@ -222,7 +233,7 @@ async fn produce_and_consume(
 }
 
 /// A task that is stopped when its handle goes out of scope (on every early return).
-struct AbortOnDrop<T>(JoinHandle<T>);
+pub(super) struct AbortOnDrop<T>(pub(super) JoinHandle<T>);
 
 impl<T> Drop for AbortOnDrop<T> {
     fn drop(&mut self) {
@@ -230,7 +241,7 @@ impl<T> Drop for AbortOnDrop<T> {
     }
 }
 
-fn check_delivered(
+pub(super) fn check_delivered(
     delivered: Result<OwnedDeliveryResult, futures::channel::oneshot::Canceled>,
 ) -> anyhow::Result<()> {
     match delivered {

@@ -15,12 +15,17 @@
 //!
 //! The saga's rate compared is the settled fares per second from the first request to the
 //! last outcome.
+//!
+//! With `--rate`, a third measurement gives the saga's latency a floor: raw Kafka through a
+//! happy saga's four consume → produce hops at the same rate, with no database ([`hops`]).
 
+pub mod hops;
 pub mod kafka;
 pub mod postgres;
 
 use serde::Serialize;
 
+use self::hops::HopsBaseline;
 use self::kafka::KafkaBaseline;
 use self::postgres::PostgresBaseline;
 
@@ -28,6 +33,8 @@ use self::postgres::PostgresBaseline;
 #[derive(Debug, Clone, Serialize)]
 pub struct Baseline {
     pub kafka: Option<KafkaBaseline>,
+    /// Only with `--rate`.
+    pub kafka_hops: Option<HopsBaseline>,
     pub postgres: Option<PostgresBaseline>,
     /// Why a measurement is missing.
     pub errors: Vec<String>,
@@ -41,6 +48,27 @@ pub struct Comparison {
     pub sagas_per_s: Option<f64>,
     pub kafka: Option<Share>,
     pub postgres: Option<Share>,
+    /// The saga's p99 latency beside raw Kafka's through the same hops (`--rate` only).
+    pub latency: Option<LatencyFloor>,
+}
+
+/// The saga's p99 latency as a multiple of raw Kafka's through a happy saga's hops.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct LatencyFloor {
+    pub saga_p99_ms: f64,
+    pub hops_p99_ms: f64,
+    /// `saga_p99_ms / hops_p99_ms`.
+    pub times: f64,
+}
+
+impl LatencyFloor {
+    fn of(saga_p99_ms: f64, hops_p99_ms: f64) -> Option<LatencyFloor> {
+        (hops_p99_ms > 0.0).then(|| LatencyFloor {
+            saga_p99_ms,
+            hops_p99_ms,
+            times: saga_p99_ms / hops_p99_ms,
+        })
+    }
 }
 
 /// The saga's rate as a share of what one raw rate would allow.
@@ -72,19 +100,28 @@ impl Share {
 }
 
 impl Comparison {
-    /// `events_per_saga`: the mean events the services publish per saga of the run's mix.
+    /// `events_per_saga`: the mean events the services publish per saga of the run's mix;
+    /// `saga_p99_ms`: the saga's latency, request → outcome.
     pub fn new(
         sagas_per_s: Option<f64>,
         events_per_saga: f64,
-        kafka: Option<&KafkaBaseline>,
-        postgres: Option<&PostgresBaseline>,
+        saga_p99_ms: Option<f64>,
+        baseline: (
+            Option<&KafkaBaseline>,
+            Option<&HopsBaseline>,
+            Option<&PostgresBaseline>,
+        ),
     ) -> Comparison {
+        let (kafka, hops, postgres) = baseline;
         let share =
             |raw: f64, per_saga: f64| sagas_per_s.and_then(|rate| Share::of(rate, raw, per_saga));
         Comparison {
             sagas_per_s,
             kafka: kafka.and_then(|k| share(k.msgs_per_s, events_per_saga + 1.0)),
             postgres: postgres.and_then(|p| share(p.commits_per_s, events_per_saga)),
+            latency: saga_p99_ms
+                .zip(hops.and_then(|h| h.latency_ms.as_ref()))
+                .and_then(|(saga, floor)| LatencyFloor::of(saga, floor.p99)),
         }
     }
 }
@@ -99,5 +136,12 @@ mod tests {
         assert_eq!(s.ceiling_sagas_per_s, 20_000.0);
         assert!((s.share - 0.01).abs() < 1e-12);
         assert_eq!(Share::of(200.0, 0.0, 5.0), None);
+    }
+
+    #[test]
+    fn the_latency_floor_is_the_saga_p99_over_raw_kafkas() {
+        let floor = LatencyFloor::of(150.0, 25.0).unwrap();
+        assert_eq!(floor.times, 6.0);
+        assert_eq!(LatencyFloor::of(150.0, 0.0), None);
     }
 }
