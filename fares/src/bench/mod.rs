@@ -97,6 +97,25 @@ fn positive_rate(text: &str) -> Result<f64, String> {
     }
 }
 
+/// A baseline measurement's figures; why they are missing goes to `errors`, named `what`.
+fn figures<T>(
+    what: &str,
+    measured: anyhow::Result<Option<T>>,
+    errors: &mut Vec<String>,
+) -> Option<T> {
+    match measured {
+        Ok(Some(figures)) => Some(figures),
+        Ok(None) => {
+            errors.push(format!("{what}: interrupted"));
+            None
+        }
+        Err(error) => {
+            errors.push(format!("{what}: {error:#}"));
+            None
+        }
+    }
+}
+
 /// Runs the benchmark and prints its report.
 pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let kafka = Kafka::from_env()?;
@@ -203,17 +222,11 @@ async fn measure_baseline(
         "baseline: raw Kafka, {} messages through a scratch topic…",
         report::thousands(fares.len() as u64)
     );
-    let kafka_figures = match baseline::kafka::measure(kafka, run, fares, interrupt).await {
-        Ok(Some(figures)) => Some(figures),
-        Ok(None) => {
-            errors.push("raw Kafka: interrupted".to_owned());
-            None
-        }
-        Err(error) => {
-            errors.push(format!("raw Kafka: {error:#}"));
-            None
-        }
-    };
+    let kafka_figures = figures(
+        "raw Kafka",
+        baseline::kafka::measure(kafka, run, fares, interrupt).await,
+        &mut errors,
+    );
     let hops_figures = match args.rate {
         Some(rate) if !interrupt.happened() => {
             eprintln!(
@@ -221,17 +234,11 @@ async fn measure_baseline(
                 baseline::hops::HOPS,
                 report::rate(rate)
             );
-            match baseline::hops::measure(kafka, run, fares, rate, interrupt).await {
-                Ok(Some(figures)) => Some(figures),
-                Ok(None) => {
-                    errors.push("raw Kafka hops: interrupted".to_owned());
-                    None
-                }
-                Err(error) => {
-                    errors.push(format!("raw Kafka hops: {error:#}"));
-                    None
-                }
-            }
+            figures(
+                "raw Kafka hops",
+                baseline::hops::measure(kafka, run, fares, rate, interrupt).await,
+                &mut errors,
+            )
         }
         _ => None,
     };
@@ -253,17 +260,11 @@ async fn measure_baseline(
                 .map(|f| f.payload.as_slice())
                 .unwrap_or_default(),
         };
-        match baseline::postgres::measure(&plan, interrupt).await {
-            Ok(Some(figures)) => Some(figures),
-            Ok(None) => {
-                errors.push("raw PostgreSQL: interrupted".to_owned());
-                None
-            }
-            Err(error) => {
-                errors.push(format!("raw PostgreSQL: {error:#}"));
-                None
-            }
-        }
+        figures(
+            "raw PostgreSQL",
+            baseline::postgres::measure(&plan, interrupt).await,
+            &mut errors,
+        )
     };
     let comparison = Comparison::new(
         summary.throughput.settled_per_s,
