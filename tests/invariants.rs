@@ -66,8 +66,8 @@ pub fn assert_events(records: &[Recorded], customers: &BTreeMap<String, String>)
 /// Invariants 3 and 4, and that every fare is terminal: captured − refunded equals the ledger
 /// amount per fare (a `needs_attention` fare is the flagged exception: charged, not credited),
 /// and no pre-authorisation is still held — but by a `needs_attention` fare whose release was
-/// given up (`ReleaseFailed`: the flagged exception `fares audit` lists; with the tests' 1 s
-/// compensation budget, a database outage that makes the gateway unreachable can cause it).
+/// given up (`ReleaseFailed`: the flagged exception `fares audit` lists). Only a refusal gives
+/// a compensation up: a database outage that leaves the gateway's answer unknown does not.
 pub async fn assert_money(admin: &PgPool, expected_fares: usize) -> anyhow::Result<()> {
     let money: Vec<(String, i64, i64, i64, String)> = sqlx::query_as(
         "SELECT f.fare_id, \

@@ -227,7 +227,7 @@ pub fn status_line(fare: &Value) -> String {
         "rejected" => format!("rejected: {reason}"),
         "needs_attention" => format!("NEEDS ATTENTION: {reason} — compensations: {compensations}"),
         "refunding" | "releasing" => format!(
-            "in progress: {status} ({reason}); {} attempt(s) refused so far, next attempt at {}, given up at {}",
+            "in progress: {status} ({reason}); {} attempt(s) refused or unanswered so far, next attempt at {}, given up if still refused at {}",
             fare.get("compensation_attempts").and_then(Value::as_i64).unwrap_or(0),
             text(fare, "next_compensation_at").unwrap_or("unknown"),
             text(fare, "compensation_deadline").unwrap_or("unknown")
@@ -344,8 +344,8 @@ mod tests {
             "compensation_attempts": 2, "next_compensation_at": "2026-11-27T09:00:00Z"});
         assert_eq!(
             status_line(&refunding),
-            "in progress: refunding (ledger update failed: closed); 2 attempt(s) refused so far, \
-             next attempt at 2026-11-27T09:00:00Z, given up at 2026-11-27T14:00:00Z"
+            "in progress: refunding (ledger update failed: closed); 2 attempt(s) refused or unanswered so far, \
+             next attempt at 2026-11-27T09:00:00Z, given up if still refused at 2026-11-27T14:00:00Z"
         );
     }
 

@@ -6,10 +6,14 @@
 //! repeated call never moves money twice — and records each outcome in one transaction with
 //! the event it causes:
 //! - approved: `PreAuthReleased` / `PaymentRefunded`;
-//! - refused (or the gateway unreachable) with budget left: the next attempt is scheduled with
-//!   capped exponential backoff;
+//! - refused with budget left: the next attempt is scheduled with capped exponential backoff;
 //! - refused with the budget spent (`compensation_deadline`, database clock): `ReleaseFailed` /
-//!   `RefundFailed`, and the fare will end `needs_attention`.
+//!   `RefundFailed`, and the fare will end `needs_attention`;
+//! - unanswered (transient faults outlasted the call's retries, or the gateway's answer was
+//!   lost): the next attempt is scheduled as for a refusal, budget spent or not. The gateway
+//!   may have made the release or refund: only its answer to a repeated call (same
+//!   idempotency key) tells, so giving up on silence could flag a fare whose money was in fact
+//!   returned (SPEC §5: transient faults never change the outcome).
 //!
 //! Each attempt is traced as a `compensate <operation>` span in the fare's trace: its parent is
 //! the span that processed the event that started the compensation (kept in the inbox), so a
@@ -126,12 +130,12 @@ async fn attempt<G: PaymentGateway>(
         Some(reference.clone()),
     );
     let span = attempt_span(pool, &claimed, compensation).await;
-    let answer: Answer = match span
+    let reply = match span
         .in_scope(saga.call_gateway(compensation.operation(), &request.call()))
         .await
     {
-        Ok(answer) => answer,
-        Err(unreachable) => Err(unreachable.to_string()),
+        Ok(answer) => AttemptReply::Answered(answer),
+        Err(unanswered) => AttemptReply::Unanswered(unanswered.to_string()),
     };
     crash_point::reached(CrashPoint::CompensationAnswered);
 
@@ -149,7 +153,7 @@ async fn attempt<G: PaymentGateway>(
             &claimed,
             compensation,
             (charge.clone(), reference.clone()),
-            answer.clone(),
+            reply.clone(),
             &span,
         )
         .await;
@@ -210,7 +214,23 @@ async fn attempt_span(pool: &PgPool, claimed: &Fare, compensation: Compensation)
     }
 }
 
-/// Records the gateway's `answer` to an attempt of `claimed`'s `compensation` (on `charge` and
+/// What an attempt learned of the gateway.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum AttemptReply {
+    Answered(Answer),
+    /// Transient faults outlasted the call's retries: the gateway may or may not have acted.
+    Unanswered(String),
+}
+
+impl AttemptReply {
+    /// Whether this reply ends the compensation, given up, once its budget is spent: only a
+    /// refusal does. After silence the gateway may have acted; the next attempt asks it.
+    fn gives_up_when_overdue(&self) -> bool {
+        matches!(self, AttemptReply::Answered(Err(_)))
+    }
+}
+
+/// Records the gateway's `reply` to an attempt of `claimed`'s `compensation` (on `charge` and
 /// the hold or capture `reference`), with its event when it ends the compensation.
 async fn record<G: PaymentGateway>(
     pool: &PgPool,
@@ -218,7 +238,7 @@ async fn record<G: PaymentGateway>(
     claimed: &Fare,
     compensation: Compensation,
     (charge, reference): (fare::Charge, String),
-    answer: Answer,
+    reply: AttemptReply,
     span: &trace::Span,
 ) -> Result<Vec<OutboxRow>, HandleError> {
     let mut tx = pool.begin().await?;
@@ -234,8 +254,10 @@ async fn record<G: PaymentGateway>(
     fare.compensation_claimed_at = claimed.compensation_claimed_at;
     let attempts = u32::try_from(fare.compensation_attempts).unwrap_or(u32::MAX);
     let operation = compensation.operation().as_str();
-    let data = match answer {
-        Ok(gateway_reference) => {
+    let overdue =
+        reply.gives_up_when_overdue() && fare::compensation_overdue(&mut tx, &fare.fare_id).await?;
+    let data = match reply {
+        AttemptReply::Answered(Ok(gateway_reference)) => {
             fare::record_compensation_attempt(
                 &mut tx,
                 &fare,
@@ -258,7 +280,7 @@ async fn record<G: PaymentGateway>(
                 attempts,
             ))
         }
-        Err(reason) if fare::compensation_overdue(&mut tx, &fare.fare_id).await? => {
+        AttemptReply::Answered(Err(reason)) if overdue => {
             tracing::error!(fare_id = %fare.fare_id, attempts, reason, operation = compensation.operation().as_str(),
                 "compensation still refused when its budget was spent; the fare needs attention");
             fare.status = compensation.given_up();
@@ -273,12 +295,28 @@ async fn record<G: PaymentGateway>(
                 reason,
             ))
         }
-        Err(reason) => {
+        AttemptReply::Answered(Err(reason)) => {
             let delay = saga.policy.compensation_backoff.delay(attempts);
             tracing::warn!(fare_id = %fare.fare_id, attempts, reason, retry_in = ?delay,
                 operation = compensation.operation().as_str(), "compensation refused, will retry");
             fare::record_compensation_attempt(&mut tx, &fare, operation, "refused", Some(&reason))
                 .await?;
+            fare::schedule_compensation(&mut tx, &fare.fare_id, Some(delay)).await?;
+            None
+        }
+        AttemptReply::Unanswered(reason) => {
+            let delay = saga.policy.compensation_backoff.delay(attempts);
+            tracing::warn!(fare_id = %fare.fare_id, attempts, reason, retry_in = ?delay,
+                operation = compensation.operation().as_str(),
+                "the gateway did not answer the compensation; asking again (budget spent or not: it may have been made)");
+            fare::record_compensation_attempt(
+                &mut tx,
+                &fare,
+                operation,
+                "unanswered",
+                Some(&reason),
+            )
+            .await?;
             fare::schedule_compensation(&mut tx, &fare.fare_id, Some(delay)).await?;
             None
         }
@@ -370,5 +408,17 @@ fn given_up_event(
             attempts,
             reason,
         }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_refusal_gives_a_compensation_up_once_its_budget_is_spent() {
+        assert!(AttemptReply::Answered(Err("refund refused".to_owned())).gives_up_when_overdue());
+        assert!(!AttemptReply::Answered(Ok("rf_1".to_owned())).gives_up_when_overdue());
+        assert!(!AttemptReply::Unanswered("gateway unavailable".to_owned()).gives_up_when_overdue());
     }
 }

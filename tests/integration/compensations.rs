@@ -1,7 +1,8 @@
 //! The compensations (SPEC §4): a release or refund the gateway refuses is retried off the
 //! consumer's path, with backoff, within a budget of time — it holds up no other fare, it is
 //! attempted once per due time whatever the number of instances, and when its budget is spent
-//! the fare ends `needs_attention` (`ReleaseFailed` / `RefundFailed`).
+//! the fare ends `needs_attention` (`ReleaseFailed` / `RefundFailed`). Only a refusal gives a
+//! compensation up: one the gateway did not answer is asked again, past the budget too.
 
 use std::time::Duration;
 
@@ -138,5 +139,103 @@ async fn two_instances_make_each_compensation_attempt_once() -> anyhow::Result<(
             "attempt {next} began at {next_start}, before attempt {first} ended at {first_end}"
         );
     }
+    env.teardown().await
+}
+
+/// A refund the gateway does not answer (every call a transient fault) is not given up when its
+/// budget is spent: the gateway may have made it. It is asked again, past the budget, and the
+/// fare ends refunded once the gateway answers — not `needs_attention` with its money returned.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refund_the_gateway_does_not_answer_is_asked_again_past_its_budget() -> anyhow::Result<()>
+{
+    let mut env = TestEnv::new().await?;
+    let fare_id = "wr_unanswered_refund";
+    // Charged first, with a gateway that answers, and accounting-service not running yet.
+    env.start_payment_with(env.payment_config()).await?;
+    env.wait_until_healthy().await?;
+    env.request_fare(fare_id, "7_fail_credit", 2500).await?;
+    env.recorder
+        .wait_for("the charge", TIMEOUT, |_| {
+            env.recorder
+                .event_types_for(fare_id)
+                .contains(&Charged)
+                .then_some(())
+        })
+        .await?;
+    env.stop_services().await?;
+
+    // Now every gateway call fails before the gateway does anything; the credit is refused and
+    // the refund starts, with the tests' budget of one second.
+    let mut silent = env.payment_config();
+    silent.faults.rate = 1.0;
+    env.start_payment_with(silent).await?;
+    env.start_accounting().await?;
+    env.wait_until_healthy().await?;
+    let admin = env.database.admin_pool().await?;
+    let deadline = tokio::time::Instant::now() + TIMEOUT;
+    loop {
+        let (status, unanswered, given_up, past_budget): (String, i64, i64, bool) = sqlx::query_as(
+            "SELECT f.status, \
+                   (SELECT count(*) FROM payment.compensation_attempts a \
+                    WHERE a.fare_id = f.fare_id AND a.outcome = 'unanswered'), \
+                   (SELECT count(*) FROM payment.compensation_attempts a \
+                    WHERE a.fare_id = f.fare_id AND a.outcome = 'given_up'), \
+                   COALESCE(f.compensation_deadline < now() - interval '2 seconds', false) \
+                 FROM payment.fares f WHERE f.fare_id = $1",
+        )
+        .bind(fare_id)
+        .fetch_one(&admin)
+        .await?;
+        assert_eq!(given_up, 0, "given up on silence");
+        assert!(
+            ["charged", "refunding"].contains(&status.as_str()),
+            "{fare_id} is {status} while the gateway does not answer"
+        );
+        // Attempts made after the budget was spent, and the fare still waits for the answer.
+        if past_budget && unanswered >= 3 {
+            break;
+        }
+        anyhow::ensure!(
+            tokio::time::Instant::now() < deadline,
+            "no unanswered refund attempts past the budget within {TIMEOUT:?} ({status}, {unanswered})"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let types = env.recorder.event_types_for(fare_id);
+    assert!(
+        !types.contains(&RefundFailed) && !types.contains(&FareCollectionFailed),
+        "{types:?}"
+    );
+    env.stop_services().await?;
+
+    // The gateway answers again: the next attempt refunds, and the fare ends refunded.
+    env.start_services().await?;
+    let outcome = env.recorder.outcome_of(fare_id, TIMEOUT).await?;
+    let EventData::FareCollectionFailed(failed) = &outcome.data else {
+        panic!("not failed: {outcome:?}")
+    };
+    assert!(!failed.needs_attention, "{failed:?}");
+    assert_eq!(
+        env.recorder.event_types_for(fare_id),
+        [
+            PreAuthorised,
+            Charged,
+            AccountUpdateFailed,
+            PaymentRefunded,
+            FareCollectionFailed
+        ]
+    );
+    let refunds: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM payment.gateway_operations \
+         WHERE fare_id = $1 AND operation = 'refund' AND approved",
+    )
+    .bind(fare_id)
+    .fetch_one(&admin)
+    .await?;
+    assert_eq!(refunds, 1);
+    admin.close().await;
+    let fares =
+        std::collections::BTreeMap::from([(fare_id.to_owned(), "7_fail_credit".to_owned())]);
+    env.assert_invariants(&fares).await?;
     env.teardown().await
 }
