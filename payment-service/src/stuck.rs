@@ -1,10 +1,12 @@
 //! Stuck sagas (ARCHITECTURE.md, "Stuck sagas"): a fare with no outcome that has made no
 //! progress for `STUCK_AFTER` (default 5 min) — its row unchanged and, for a pending
-//! compensation, its next attempt that long overdue.
+//! compensation, its next attempt that long overdue, or its budget spent that long ago (the
+//! attempts the gateway does not answer go on past the budget: they are not progress).
 //!
 //! What a stuck fare waits for decides what is done about it. The two gateway calls of the
 //! saga's forward path stop waiting by themselves after `GATEWAY_ANSWER_TIMEOUT`
-//! ([`crate::saga::Reply::Unanswered`]), and the compensations give up after their budget;
+//! ([`crate::saga::Reply::Unanswered`]), and the compensations give up after their budget
+//! when the gateway refuses them (one it does not answer goes on: it may have been made);
 //! everything else — a `Charged` the accounting-service never answers, the service's own events
 //! it has not consumed yet — is never decided by the clock, because acting on silence would
 //! move money twice (a refund for a charge the ledger may still credit). Such a fare is shown,
@@ -51,8 +53,14 @@ pub fn waiting_for(status: FareStatus) -> Option<&'static str> {
         FareStatus::ChargeFailed => {
             "payment-service consuming its ChargeFailed, to release the hold"
         }
-        FareStatus::Releasing => "the next attempt of the release (the compensator)",
-        FareStatus::Refunding => "the next attempt of the refund (the compensator)",
+        FareStatus::Releasing => {
+            "the next attempt of the release (the compensator); past its budget, the gateway's \
+             answer: it refuses (given up) or does not answer (asked again)"
+        }
+        FareStatus::Refunding => {
+            "the next attempt of the refund (the compensator); past its budget, the gateway's \
+             answer: it refuses (given up) or does not answer (asked again)"
+        }
         FareStatus::PreAuthFailed
         | FareStatus::PreAuthReleased
         | FareStatus::ReleaseFailed
@@ -110,16 +118,20 @@ async fn select(
         fare_id: String::new(),
     };
     let after = after.unwrap_or(&start);
-    // greatest() ignores a NULL next_compensation_at: a compensation waiting for its next
-    // attempt is not stuck before that attempt is overdue.
+    // The last progress: greatest() ignores a NULL next_compensation_at (a compensation
+    // waiting for its next attempt is not stuck before that attempt is overdue); least() ends a
+    // compensation's progress at its deadline (past it, only a refusal or an approval moves
+    // it on; unanswered attempts do not).
     let rows = sqlx::query!(
-        r#"SELECT fare_id, status, created_at,
-                  greatest(updated_at, next_compensation_at) AS "since!",
-                  extract(epoch FROM now() - greatest(updated_at, next_compensation_at))::bigint
-                    AS "idle_secs!"
-           FROM fares
-           WHERE status = ANY($1)
-             AND greatest(updated_at, next_compensation_at) < now() - make_interval(secs => $2)
+        r#"SELECT fare_id, status, created_at, since AS "since!",
+                  extract(epoch FROM now() - since)::bigint AS "idle_secs!"
+           FROM (SELECT fare_id, status, created_at,
+                        CASE WHEN status IN ('releasing', 'refunding')
+                             THEN least(greatest(updated_at, next_compensation_at),
+                                        compensation_deadline)
+                             ELSE greatest(updated_at, next_compensation_at) END AS since
+                 FROM fares WHERE status = ANY($1)) AS waiting
+           WHERE since < now() - make_interval(secs => $2)
              AND (created_at, fare_id) > ($3, $4)
              AND ($6::text IS NULL OR fare_id = $6)
            ORDER BY created_at, fare_id LIMIT $5"#,
@@ -156,7 +168,10 @@ pub async fn count(conn: &mut PgConnection, stuck_after: Duration) -> sqlx::Resu
     sqlx::query_scalar!(
         r#"SELECT count(*) AS "count!" FROM fares
            WHERE status = ANY($1)
-             AND greatest(updated_at, next_compensation_at) < now() - make_interval(secs => $2)"#,
+             AND CASE WHEN status IN ('releasing', 'refunding')
+                      THEN least(greatest(updated_at, next_compensation_at), compensation_deadline)
+                      ELSE greatest(updated_at, next_compensation_at) END
+                 < now() - make_interval(secs => $2)"#,
         &waiting_statuses(),
         stuck_after.as_secs_f64(),
     )

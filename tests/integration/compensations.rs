@@ -168,6 +168,7 @@ async fn a_refund_the_gateway_does_not_answer_is_asked_again_past_its_budget() -
     // the refund starts, with the tests' budget of one second.
     let mut silent = env.payment_config();
     silent.faults.rate = 1.0;
+    silent.stuck_after = Duration::from_secs(1);
     env.start_payment_with(silent).await?;
     env.start_accounting().await?;
     env.wait_until_healthy().await?;
@@ -205,6 +206,22 @@ async fn a_refund_the_gateway_does_not_answer_is_asked_again_past_its_budget() -
     assert!(
         !types.contains(&RefundFailed) && !types.contains(&FareCollectionFailed),
         "{types:?}"
+    );
+    // Its attempts go on, but past its budget they are not progress: operators see it stuck.
+    let url = env
+        .service_url("payment-service", "/fares?stuck=true")
+        .expect("running");
+    let page: serde_json::Value = reqwest::get(url).await?.json().await?;
+    let listed = page["fares"]
+        .as_array()
+        .and_then(|fares| fares.iter().find(|f| f["fare_id"] == fare_id))
+        .unwrap_or_else(|| panic!("{fare_id} is not listed stuck: {page}"));
+    assert_eq!(listed["status"], "refunding", "{listed}");
+    assert!(
+        listed["waiting_for"]
+            .as_str()
+            .is_some_and(|w| w.contains("does not answer")),
+        "{listed}"
     );
     env.stop_services().await?;
 
