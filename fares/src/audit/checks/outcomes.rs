@@ -95,11 +95,15 @@ pub fn fares_have_one_outcome(
 /// When the fare was last active, in milliseconds since the epoch (0 when never).
 fn last_activity(trail: &Trail, registered: Option<&FareRow>) -> i64 {
     let millis = |at: time::OffsetDateTime| (at.unix_timestamp_nanos() / 1_000_000) as i64;
-    let updated = registered.map(|fare| millis(fare.updated_at));
     let compensating_until = registered
         .filter(|fare| COMPENSATING.contains(&fare.status.as_str()))
         .and_then(|fare| fare.compensation_deadline)
         .map(millis);
+    // A compensation is in flight until its deadline; the attempts the gateway does not answer
+    // go on past it (updating the row), and are not progress.
+    let updated = registered
+        .filter(|_| compensating_until.is_none())
+        .map(|fare| millis(fare.updated_at));
     [trail.last_seen_ms, updated, compensating_until]
         .into_iter()
         .flatten()

@@ -257,6 +257,10 @@ fn a_fare_retrying_a_compensation_is_in_flight_until_its_deadline() {
     let fare = world.state.fares.get_mut("wr_refunding").unwrap();
     fare.compensation_deadline = deadline(-600);
     assert_eq!(world.findings().stuck[0].idle_secs, 600);
+    // Attempts the gateway does not answer go on past the deadline: they are not progress.
+    let fare = world.state.fares.get_mut("wr_refunding").unwrap();
+    fare.updated_at = OffsetDateTime::from_unix_timestamp(NOW_MS / 1000 - 1).unwrap();
+    assert_eq!(world.findings().stuck[0].idle_secs, 600);
 }
 
 #[test]
