@@ -228,6 +228,15 @@ impl AttemptReply {
     fn gives_up_when_overdue(&self) -> bool {
         matches!(self, AttemptReply::Answered(Err(_)))
     }
+
+    /// The attempt's outcome as recorded (a refusal past the budget is `given_up` instead).
+    fn attempt_outcome(&self) -> &'static str {
+        match self {
+            AttemptReply::Answered(Ok(_)) => "approved",
+            AttemptReply::Answered(Err(_)) => "refused",
+            AttemptReply::Unanswered(_) => "unanswered",
+        }
+    }
 }
 
 /// Records the gateway's `reply` to an attempt of `claimed`'s `compensation` (on `charge` and
@@ -256,13 +265,14 @@ async fn record<G: PaymentGateway>(
     let operation = compensation.operation().as_str();
     let overdue =
         reply.gives_up_when_overdue() && fare::compensation_overdue(&mut tx, &fare.fare_id).await?;
+    let outcome = reply.attempt_outcome();
     let data = match reply {
         AttemptReply::Answered(Ok(gateway_reference)) => {
             fare::record_compensation_attempt(
                 &mut tx,
                 &fare,
                 operation,
-                "approved",
+                outcome,
                 Some(&gateway_reference),
             )
             .await?;
@@ -295,28 +305,13 @@ async fn record<G: PaymentGateway>(
                 reason,
             ))
         }
-        AttemptReply::Answered(Err(reason)) => {
+        // Refused with budget left, or unanswered (budget spent or not: it may have been made).
+        AttemptReply::Answered(Err(reason)) | AttemptReply::Unanswered(reason) => {
             let delay = saga.policy.compensation_backoff.delay(attempts);
-            tracing::warn!(fare_id = %fare.fare_id, attempts, reason, retry_in = ?delay,
-                operation = compensation.operation().as_str(), "compensation refused, will retry");
-            fare::record_compensation_attempt(&mut tx, &fare, operation, "refused", Some(&reason))
+            tracing::warn!(fare_id = %fare.fare_id, attempts, reason, outcome, retry_in = ?delay,
+                operation = compensation.operation().as_str(), "compensation not made, will retry");
+            fare::record_compensation_attempt(&mut tx, &fare, operation, outcome, Some(&reason))
                 .await?;
-            fare::schedule_compensation(&mut tx, &fare.fare_id, Some(delay)).await?;
-            None
-        }
-        AttemptReply::Unanswered(reason) => {
-            let delay = saga.policy.compensation_backoff.delay(attempts);
-            tracing::warn!(fare_id = %fare.fare_id, attempts, reason, retry_in = ?delay,
-                operation = compensation.operation().as_str(),
-                "the gateway did not answer the compensation; asking again (budget spent or not: it may have been made)");
-            fare::record_compensation_attempt(
-                &mut tx,
-                &fare,
-                operation,
-                "unanswered",
-                Some(&reason),
-            )
-            .await?;
             fare::schedule_compensation(&mut tx, &fare.fare_id, Some(delay)).await?;
             None
         }

@@ -270,11 +270,9 @@ async fn measure_baseline(
         summary.throughput.settled_per_s,
         summary.events_per_saga,
         summary.latency_ms.as_ref().map(|latency| latency.p99),
-        (
-            kafka_figures.as_ref(),
-            hops_figures.as_ref(),
-            postgres_figures.as_ref(),
-        ),
+        kafka_figures.as_ref(),
+        hops_figures.as_ref(),
+        postgres_figures.as_ref(),
     );
     Baseline {
         kafka: kafka_figures,

@@ -29,7 +29,7 @@ use crate::bench::load::{unix_micros, PlannedFare};
 use crate::broker::{Kafka, Start};
 
 /// Partitions of the scratch topic: as many as each event topic (SPEC §2).
-pub(super) const PARTITIONS: i32 = 6;
+const PARTITIONS: i32 = 6;
 /// How long the messages may take to come back before the measurement fails.
 const CONSUME_TIMEOUT: Duration = Duration::from_secs(120);
 

@@ -106,13 +106,10 @@ impl Comparison {
         sagas_per_s: Option<f64>,
         events_per_saga: f64,
         saga_p99_ms: Option<f64>,
-        baseline: (
-            Option<&KafkaBaseline>,
-            Option<&HopsBaseline>,
-            Option<&PostgresBaseline>,
-        ),
+        kafka: Option<&KafkaBaseline>,
+        hops: Option<&HopsBaseline>,
+        postgres: Option<&PostgresBaseline>,
     ) -> Comparison {
-        let (kafka, hops, postgres) = baseline;
         let share =
             |raw: f64, per_saga: f64| sagas_per_s.and_then(|rate| Share::of(rate, raw, per_saga));
         Comparison {
