@@ -101,7 +101,10 @@ pub struct Processing {
     pub max_in_flight: usize,
     /// `CONSUMER_MAX_BATCH`, default 500: messages per database transaction at most.
     pub max_batch: usize,
-    /// `CONSUMER_WORKERS`, default 4: batch transactions under way at once.
+    /// `CONSUMER_WORKERS`, default 1: batch transactions under way at once. One is the fastest
+    /// on a machine of a few cores: a batch takes everything that arrived while the one before
+    /// it ran, so a message costs fewer statements and commits than in several smaller
+    /// batches (README, "Performance"). More help only when PostgreSQL has cores to spare.
     pub workers: usize,
     /// `DATABASE_POOL_SIZE`, default 16: connections to PostgreSQL.
     pub pool_size: u32,
@@ -114,11 +117,7 @@ pub struct Processing {
 impl Processing {
     /// The settings from the environment, [`Processing::default`] where unset.
     pub fn from_env() -> Result<Self, ConfigError> {
-        Processing::from_env_or(Processing::default())
-    }
-
-    /// The settings from the environment, `defaults` where unset.
-    pub fn from_env_or(defaults: Processing) -> Result<Self, ConfigError> {
+        let defaults = Processing::default();
         let at_least_one = |name: &'static str, value: usize| {
             if value == 0 {
                 Err(ConfigError::Invalid {
@@ -157,7 +156,7 @@ impl Default for Processing {
         Processing {
             max_in_flight: 5000,
             max_batch: 500,
-            workers: 4,
+            workers: 1,
             pool_size: 16,
             retention: Duration::from_millis(u64::try_from(topic_retention).unwrap_or(0)),
         }
