@@ -4,7 +4,7 @@
 
 use events_schema::Topic;
 use sqlx::PgConnection;
-use transactional_messaging::{HandleError, Handler, Input, NoCall, OutboxMessage, Progress};
+use transactional_messaging::{HandleError, Handler, Input, Messages, NoCall, Progress};
 
 use crate::credit;
 
@@ -22,7 +22,7 @@ impl Handler for AccountingHandler {
         &self,
         conn: &mut PgConnection,
         inputs: &[Input<'_, NoCall, NoCall>],
-        outbox: &mut Vec<OutboxMessage>,
+        messages: &mut Messages,
     ) -> Result<Vec<Progress<NoCall>>, HandleError> {
         let events: Vec<_> = inputs
             .iter()
@@ -35,7 +35,7 @@ impl Handler for AccountingHandler {
                 Input::Answer { call, .. } => match **call {},
             })
             .collect::<Result<_, _>>()?;
-        Ok(credit::on_charged(conn, &events, outbox)
+        Ok(credit::on_charged(conn, &events, &mut messages.outbox)
             .await?
             .into_iter()
             .map(Progress::Done)

@@ -1,6 +1,7 @@
 //! What one batch of messages does to the payment-service's state, gathered by the steps and
 //! written at the end in a few statements: the fares registered, the fares changed, the
-//! compensations started, the requests recorded in the inbox, the events emitted.
+//! compensations started; and the requests recorded in the inbox and the events emitted, which
+//! the consumer loop writes with its own in one statement.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -8,8 +9,10 @@ use std::time::Duration;
 use events_schema::Event;
 use sqlx::PgConnection;
 use time::OffsetDateTime;
-use transactional_messaging::inbox::{self, InboxRecord};
-use transactional_messaging::{FareResult, HandleError, OutboxMessage, OutcomeObservation};
+use transactional_messaging::inbox::InboxRecord;
+use transactional_messaging::{
+    FareResult, HandleError, Messages, OutboxMessage, OutcomeObservation,
+};
 
 use crate::fare::{self, Fare};
 
@@ -19,8 +22,8 @@ pub struct Batch<'a> {
     registered: Vec<Fare>,
     changed: Vec<Fare>,
     compensations: Vec<String>,
-    inbox: Vec<InboxRecord>,
-    outbox: &'a mut Vec<OutboxMessage>,
+    /// The batch's inbox records and outgoing messages, which the consumer loop writes.
+    messages: &'a mut Messages,
 }
 
 impl<'a> Batch<'a> {
@@ -28,27 +31,27 @@ impl<'a> Batch<'a> {
     pub async fn lock(
         conn: &mut PgConnection,
         ids: &[String],
-        outbox: &'a mut Vec<OutboxMessage>,
+        messages: &'a mut Messages,
     ) -> Result<Batch<'a>, HandleError> {
-        Ok(Batch::of(fare::lock_many(conn, ids).await?, outbox))
+        Ok(Batch::of(fare::lock_many(conn, ids).await?, messages))
     }
 
-    /// A batch over `fares` (the ones that exist), writing its events to `outbox`.
-    pub fn of(fares: HashMap<String, Fare>, outbox: &'a mut Vec<OutboxMessage>) -> Batch<'a> {
+    /// A batch over `fares` (the ones that exist), adding its inbox records and events to
+    /// `messages`.
+    pub fn of(fares: HashMap<String, Fare>, messages: &'a mut Messages) -> Batch<'a> {
         Batch {
             fares,
             registered: Vec::new(),
             changed: Vec::new(),
             compensations: Vec::new(),
-            inbox: Vec::new(),
-            outbox,
+            messages,
         }
     }
 
     /// The fares registered and changed so far (for tests).
     #[cfg(test)]
     pub fn written(&self) -> (&[Fare], &[Fare], &[InboxRecord]) {
-        (&self.registered, &self.changed, &self.inbox)
+        (&self.registered, &self.changed, &self.messages.inbox)
     }
 
     /// The fare, for a step to change and give back with [`Batch::save`].
@@ -74,11 +77,11 @@ impl<'a> Batch<'a> {
 
     /// A request acted on, for the inbox.
     pub fn record(&mut self, record: InboxRecord) {
-        self.inbox.push(record);
+        self.messages.inbox.push(record);
     }
 
     pub fn emit(&mut self, event: &Event) {
-        self.outbox.push(OutboxMessage::event(event));
+        self.messages.outbox.push(OutboxMessage::event(event));
     }
 
     /// The fare's outcome event, counted in the metrics as `result` once the batch commits,
@@ -90,15 +93,18 @@ impl<'a> Batch<'a> {
             result,
             since_request: since_request.try_into().unwrap_or_default(),
         };
-        self.outbox.push(OutboxMessage::outcome(event, observation));
+        self.messages
+            .outbox
+            .push(OutboxMessage::outcome(event, observation));
     }
 
     /// A message other than an event (a dead letter).
     pub fn send(&mut self, message: OutboxMessage) {
-        self.outbox.push(message);
+        self.messages.outbox.push(message);
     }
 
-    /// Writes what the batch did, in the caller's transaction.
+    /// Writes what the batch did to its fares, in the caller's transaction (the consumer loop
+    /// writes its messages).
     pub async fn write(
         self,
         conn: &mut PgConnection,
@@ -107,7 +113,6 @@ impl<'a> Batch<'a> {
         fare::insert_many(&mut *conn, &self.registered).await?;
         fare::save_many(&mut *conn, &self.changed).await?;
         fare::start_compensations(&mut *conn, &self.compensations, compensation_budget).await?;
-        inbox::record_many(conn, &self.inbox).await?;
         Ok(())
     }
 }

@@ -9,9 +9,7 @@ use std::sync::Arc;
 
 use events_schema::{Event, EventData, Topic};
 use sqlx::PgConnection;
-use transactional_messaging::inbox;
-use transactional_messaging::{Disposition, HandleError, Handler, Input, OutboxMessage, Progress};
-use uuid::Uuid;
+use transactional_messaging::{Disposition, HandleError, Handler, Input, Messages, Progress};
 
 use crate::batch::Batch;
 use crate::gateway::{GatewayRequest, Operation, PaymentGateway};
@@ -47,25 +45,14 @@ impl<G: PaymentGateway> Handler for PaymentHandler<G> {
         &self,
         conn: &mut PgConnection,
         inputs: &[Input<'_, GatewayRequest, Reply>],
-        outbox: &mut Vec<OutboxMessage>,
+        messages: &mut Messages,
     ) -> Result<Vec<Progress<GatewayRequest>>, HandleError> {
         let fares: Vec<String> = inputs.iter().filter_map(fare_of).collect();
-        let request_ids: Vec<Uuid> = inputs
-            .iter()
-            .filter_map(|input| match input {
-                Input::Raw(message) => registration::event_id_of(message),
-                _ => None,
-            })
-            .collect();
         let mut ids = RequestIds {
-            known: if request_ids.is_empty() {
-                Default::default()
-            } else {
-                inbox::known(&mut *conn, &request_ids).await?
-            },
+            known: std::mem::take(&mut messages.known_raw),
             seen: Default::default(),
         };
-        let mut batch = Batch::lock(&mut *conn, &fares, outbox).await?;
+        let mut batch = Batch::lock(&mut *conn, &fares, messages).await?;
         let mut progress = Vec::with_capacity(inputs.len());
         for input in inputs {
             progress.push(match input {

@@ -52,13 +52,6 @@ pub struct RequestIds {
     pub seen: HashMap<Uuid, Known>,
 }
 
-/// The event id a request goes by, whether it is valid or not (for the inbox check).
-pub fn event_id_of(message: &Consumed) -> Option<Uuid> {
-    ReceivedFareRequest::parse(&message.payload)
-        .ok()
-        .map(|request| request.event_id.as_uuid())
-}
-
 /// A request, read as received.
 pub fn on_request(
     batch: &mut Batch<'_>,
@@ -307,6 +300,7 @@ mod tests {
     use std::collections::HashMap;
 
     use events_schema::Event;
+    use transactional_messaging::Messages;
 
     use super::*;
 
@@ -334,16 +328,17 @@ mod tests {
         known: Vec<Fare>,
         message: &Consumed,
     ) -> (Progress<GatewayRequest>, Vec<Fare>, Vec<Event>) {
-        let mut outbox = Vec::new();
+        let mut messages = Messages::default();
         let fares = known
             .into_iter()
             .map(|f| (f.fare_id.as_str().to_owned(), f))
             .collect::<HashMap<_, _>>();
-        let mut batch = Batch::of(fares, &mut outbox);
+        let mut batch = Batch::of(fares, &mut messages);
         let progress = on_request(&mut batch, message, &mut RequestIds::default()).unwrap();
         let registered = batch.written().0.to_vec();
         drop(batch);
-        let events = outbox
+        let events = messages
+            .outbox
             .iter()
             .filter_map(|m| Event::decode(&m.payload).ok())
             .collect();
@@ -402,23 +397,23 @@ mod tests {
         let (Progress::Call(call), registered, _) = run(vec![], &request(2000)) else {
             panic!("no call")
         };
-        let mut outbox = Vec::new();
+        let mut messages = Messages::default();
         let fares = HashMap::from([("wr_1".to_owned(), registered[0].clone())]);
-        let mut batch = Batch::of(fares, &mut outbox);
+        let mut batch = Batch::of(fares, &mut messages);
         let done = on_answer(&mut batch, &call, &Reply::Answered(Ok("auth_1".to_owned())));
         assert!(matches!(done, Progress::Done(Disposition::Processed)));
         let saved = batch.written().1[0].clone();
         assert_eq!(saved.status, FareStatus::PreAuthorised);
         assert_eq!(saved.authorisation_id.as_deref(), Some("auth_1"));
         drop(batch);
-        assert_eq!(outbox.len(), 1, "PreAuthorised");
+        assert_eq!(messages.outbox.len(), 1, "PreAuthorised");
 
-        let mut outbox = Vec::new();
-        let mut batch = Batch::of(HashMap::from([("wr_1".to_owned(), saved)]), &mut outbox);
+        let mut messages = Messages::default();
+        let mut batch = Batch::of(HashMap::from([("wr_1".to_owned(), saved)]), &mut messages);
         let again = on_answer(&mut batch, &call, &Reply::Answered(Ok("auth_1".to_owned())));
         assert!(matches!(again, Progress::Done(Disposition::Ignored)));
         drop(batch);
-        assert!(outbox.is_empty(), "no second PreAuthorised");
+        assert!(messages.outbox.is_empty(), "no second PreAuthorised");
     }
 
     #[test]
@@ -426,9 +421,9 @@ mod tests {
         let (Progress::Call(call), registered, _) = run(vec![], &request(2000)) else {
             panic!("no call")
         };
-        let mut outbox = Vec::new();
+        let mut messages = Messages::default();
         let fares = HashMap::from([("wr_1".to_owned(), registered[0].clone())]);
-        let mut batch = Batch::of(fares, &mut outbox);
+        let mut batch = Batch::of(fares, &mut messages);
         let done = on_answer(
             &mut batch,
             &call,
@@ -445,7 +440,7 @@ mod tests {
         );
         drop(batch);
         assert!(
-            outbox.is_empty(),
+            messages.outbox.is_empty(),
             "nothing is said before the release is done"
         );
     }

@@ -128,44 +128,6 @@ impl InboxRecord {
     }
 }
 
-/// Records `records` in the caller's transaction, in one statement. An id recorded meanwhile
-/// by a concurrent transaction (another instance after a rebalance) is left as it is: the
-/// fare's status guard made that delivery's effects a no-op.
-pub async fn record_many(conn: &mut PgConnection, records: &[InboxRecord]) -> sqlx::Result<()> {
-    if records.is_empty() {
-        return Ok(());
-    }
-    let column = |f: fn(&InboxRecord) -> String| records.iter().map(f).collect::<Vec<_>>();
-    let ids: Vec<Uuid> = records.iter().map(|r| r.event_id).collect();
-    let fingerprints: Vec<Uuid> = records.iter().map(|r| r.fingerprint).collect();
-    let partitions: Vec<i32> = records.iter().map(|r| r.source_partition).collect();
-    let offsets: Vec<i64> = records.iter().map(|r| r.source_offset).collect();
-    let traceparents: Vec<Option<String>> = records
-        .iter()
-        .map(|r| r.trace.traceparent.clone())
-        .collect();
-    let tracestates: Vec<Option<String>> =
-        records.iter().map(|r| r.trace.tracestate.clone()).collect();
-    sqlx::query!(
-        "INSERT INTO inbox (event_id, event_type, fare_id, fingerprint, source_topic, \
-         source_partition, source_offset, traceparent, tracestate) \
-         SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::uuid[], $5::text[], \
-         $6::int[], $7::bigint[], $8::text[], $9::text[]) ON CONFLICT (event_id) DO NOTHING",
-        &ids,
-        &column(|r| r.event_type.clone()),
-        &column(|r| r.fare_id.clone()),
-        &fingerprints,
-        &column(|r| r.source_topic.clone()),
-        &partitions,
-        &offsets,
-        &traceparents as &[Option<String>],
-        &tracestates as &[Option<String>],
-    )
-    .execute(conn)
-    .await?;
-    Ok(())
-}
-
 /// The trace context kept with event `event_id`'s record: the span that processed it, for the
 /// work it started that is done later (empty when there is none).
 pub async fn trace_context_of(conn: &mut PgConnection, event_id: Uuid) -> sqlx::Result<Carrier> {

@@ -37,7 +37,8 @@ pub mod work_queue;
 
 pub use commit_signal::{CommitSignal, CommitWatch};
 pub use consumer::{
-    run_consumer, Consumed, Consuming, Disposition, HandleError, Handler, Input, NoCall, Progress,
+    run_consumer, Consumed, Consuming, Disposition, HandleError, Handler, Input, Messages, NoCall,
+    Progress,
 };
 pub use metrics::{DatabaseGauges, FareResult, Metrics, OutcomeObservation};
 pub use outbox::OutboxMessage;

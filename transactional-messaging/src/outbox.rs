@@ -13,6 +13,7 @@ use events_schema::{card, Event, EventId, Topic};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
+use crate::inbox::InboxRecord;
 use crate::metrics::OutcomeObservation;
 use crate::read_api::{Bounded, Limit};
 
@@ -67,13 +68,25 @@ pub async fn enqueue(conn: &mut PgConnection, message: &OutboxMessage) -> sqlx::
     Ok(!enqueue_many(conn, vec![message.clone()]).await?.is_empty())
 }
 
-/// Adds `messages` to the outbox, in order, in the caller's transaction, in one statement.
-/// Returns the rows written: a message whose `event_id` is already there is not written again.
+/// Adds `messages` to the outbox, in order, in the caller's transaction and in one statement.
+/// Returns the rows written: a message whose `event_id` is already there is not written twice.
 pub async fn enqueue_many(
     conn: &mut PgConnection,
     messages: Vec<OutboxMessage>,
 ) -> sqlx::Result<Vec<OutboxRow>> {
-    if messages.is_empty() {
+    enqueue_recording(conn, &[], messages).await
+}
+
+/// [`enqueue_many`], and records `records` in the inbox, in the same statement: a batch's
+/// messages cost it one round trip. An inbox id recorded meanwhile by a concurrent transaction
+/// (another instance after a rebalance) is left as it is: the fare's status guard made that
+/// delivery's effects a no-op.
+pub async fn enqueue_recording(
+    conn: &mut PgConnection,
+    records: &[InboxRecord],
+    messages: Vec<OutboxMessage>,
+) -> sqlx::Result<Vec<OutboxRow>> {
+    if messages.is_empty() && records.is_empty() {
         return Ok(Vec::new());
     }
     let ids: Vec<Uuid> = messages.iter().map(|m| m.event_id).collect();
@@ -87,8 +100,16 @@ pub async fn enqueue_many(
         .iter()
         .map(|m| serde_json::to_value(&m.headers).unwrap_or_default())
         .collect();
+    let inbox = InboxColumns::of(records);
     let written = sqlx::query!(
-        r#"INSERT INTO outbox (event_id, topic, message_key, payload, headers)
+        r#"WITH recorded AS (
+               INSERT INTO inbox (event_id, event_type, fare_id, fingerprint, source_topic,
+                                  source_partition, source_offset, traceparent, tracestate)
+               SELECT * FROM unnest($6::uuid[], $7::text[], $8::text[], $9::uuid[], $10::text[],
+                                    $11::int[], $12::bigint[], $13::text[], $14::text[])
+               ON CONFLICT (event_id) DO NOTHING
+           )
+           INSERT INTO outbox (event_id, topic, message_key, payload, headers)
            SELECT event_id, topic, message_key, payload, headers
            FROM unnest($1::uuid[], $2::text[], $3::text[], $4::bytea[], $5::jsonb[])
                 WITH ORDINALITY AS m(event_id, topic, message_key, payload, headers, position)
@@ -99,6 +120,15 @@ pub async fn enqueue_many(
         &keys as &[Option<String>],
         &payloads,
         &headers,
+        &inbox.event_ids,
+        &inbox.event_types,
+        &inbox.fare_ids,
+        &inbox.fingerprints,
+        &inbox.source_topics,
+        &inbox.source_partitions,
+        &inbox.source_offsets,
+        &inbox.traceparents as &[Option<String>],
+        &inbox.tracestates as &[Option<String>],
     )
     .fetch_all(conn)
     .await?;
@@ -114,6 +144,38 @@ pub async fn enqueue_many(
                 .map(|id| OutboxRow { id, message })
         })
         .collect())
+}
+
+/// Inbox records as the columns of their table, for `unnest`.
+struct InboxColumns {
+    event_ids: Vec<Uuid>,
+    event_types: Vec<String>,
+    fare_ids: Vec<String>,
+    fingerprints: Vec<Uuid>,
+    source_topics: Vec<String>,
+    source_partitions: Vec<i32>,
+    source_offsets: Vec<i64>,
+    traceparents: Vec<Option<String>>,
+    tracestates: Vec<Option<String>>,
+}
+
+impl InboxColumns {
+    fn of(records: &[InboxRecord]) -> Self {
+        InboxColumns {
+            event_ids: records.iter().map(|r| r.event_id).collect(),
+            event_types: records.iter().map(|r| r.event_type.clone()).collect(),
+            fare_ids: records.iter().map(|r| r.fare_id.clone()).collect(),
+            fingerprints: records.iter().map(|r| r.fingerprint).collect(),
+            source_topics: records.iter().map(|r| r.source_topic.clone()).collect(),
+            source_partitions: records.iter().map(|r| r.source_partition).collect(),
+            source_offsets: records.iter().map(|r| r.source_offset).collect(),
+            traceparents: records
+                .iter()
+                .map(|r| r.trace.traceparent.clone())
+                .collect(),
+            tracestates: records.iter().map(|r| r.trace.tracestate.clone()).collect(),
+        }
+    }
 }
 
 /// The outbox messages of `events`, in order.

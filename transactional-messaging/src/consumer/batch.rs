@@ -5,12 +5,12 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use events_schema::Event;
+use events_schema::{Event, EventId};
 use sqlx::{Connection, PgConnection, PgPool};
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
-use super::{Consumed, Consuming, Disposition, HandleError, Handler, Input, Progress};
+use super::{Consumed, Consuming, Disposition, HandleError, Handler, Input, Messages, Progress};
 use crate::commit_signal::CommitSignal;
 use crate::crash_point::{self, CrashPoint};
 use crate::database::OwnConnection;
@@ -45,8 +45,8 @@ pub struct Work<C, A> {
 pub enum What<C, A> {
     /// Write its dead letter, with this reason.
     DeadLetter(String),
-    /// Give it to the handler as received.
-    Raw,
+    /// Give it to the handler as received; its request goes by this event id.
+    Raw(EventId),
     /// Check the inbox, then give it to the handler.
     Event(Box<Event>),
     /// Give the handler the answer to the call it asked for.
@@ -185,14 +185,21 @@ impl<H: Handler> Worker<H> {
         let mut tx = connection.get().await?.begin().await?;
         let mut progress: Vec<Option<Progress<H::Call>>> = (0..batch.len()).map(|_| None).collect();
         let mut first_deliveries = vec![false; batch.len()];
-        self.check_inbox(&mut tx, batch, &mut progress, &mut first_deliveries)
-            .await?;
+        let mut messages = Messages::default();
+        self.check_inbox(
+            &mut tx,
+            batch,
+            &mut progress,
+            &mut first_deliveries,
+            &mut messages,
+        )
+        .await?;
 
         let mut inputs = Vec::new();
         let mut positions = Vec::new();
         for (i, work) in batch.iter().enumerate() {
             let input = match &work.what {
-                What::Raw => Input::Raw(&work.message),
+                What::Raw(_) => Input::Raw(&work.message),
                 What::Event(event) if first_deliveries[i] => Input::Event(&work.message, event),
                 What::Answered {
                     event,
@@ -209,9 +216,8 @@ impl<H: Handler> Worker<H> {
             inputs.push(input);
             positions.push(i);
         }
-        let mut outgoing = Vec::new();
         if !inputs.is_empty() {
-            let handled = self.handler.handle(&mut tx, &inputs, &mut outgoing).await?;
+            let handled = self.handler.handle(&mut tx, &inputs, &mut messages).await?;
             if handled.len() != inputs.len() {
                 return Err(HandleError::Permanent(format!(
                     "the handler answered {} of {} messages",
@@ -237,23 +243,23 @@ impl<H: Handler> Worker<H> {
             .collect();
 
         if trace::enabled() {
-            traced_by_fare(batch, &mut outgoing);
+            traced_by_fare(batch, &mut messages.outbox);
         }
         for (work, progress) in batch.iter().zip(&progress) {
             if let Progress::Done(Disposition::DeadLettered(reason)) = progress {
                 let mut letter = self.dead_letter(&work.message, reason);
                 work.span.inject(&mut letter.headers);
-                outgoing.push(letter);
+                messages.outbox.push(letter);
             }
         }
-        let records: Vec<InboxRecord> = batch
-            .iter()
-            .zip(&progress)
-            .zip(&first_deliveries)
-            .filter_map(|((work, progress), first)| inbox_record(work, progress, *first))
-            .collect();
-        inbox::record_many(&mut tx, &records).await?;
-        let rows = outbox::enqueue_many(&mut tx, outgoing).await?;
+        messages.inbox.extend(
+            batch
+                .iter()
+                .zip(&progress)
+                .zip(&first_deliveries)
+                .filter_map(|((work, progress), first)| inbox_record(work, progress, *first)),
+        );
+        let rows = outbox::enqueue_recording(&mut tx, &messages.inbox, messages.outbox).await?;
         crash_point::reached(CrashPoint::MidBatch);
         tx.commit().await?;
         crash_point::reached(CrashPoint::BatchCommitted);
@@ -261,18 +267,21 @@ impl<H: Handler> Worker<H> {
     }
 
     /// The inbox check of the batch's new events: a redelivery is done (ignored), a reused
-    /// `event_id` is dead-lettered, the others are first deliveries.
+    /// `event_id` is dead-lettered, the others are first deliveries. In the same statement,
+    /// what the inbox knows of its raw messages' ids, for the handler to check.
     async fn check_inbox(
         &self,
         tx: &mut PgConnection,
         batch: &[Work<H::Call, H::Answer>],
         progress: &mut [Option<Progress<H::Call>>],
         first_deliveries: &mut [bool],
+        messages: &mut Messages,
     ) -> Result<(), HandleError> {
         let ids: Vec<Uuid> = batch
             .iter()
             .filter_map(|work| match &work.what {
                 What::Event(event) => Some(event.event_id.as_uuid()),
+                What::Raw(event_id) => Some(event_id.as_uuid()),
                 _ => None,
             })
             .collect();
@@ -280,6 +289,15 @@ impl<H: Handler> Worker<H> {
             return Ok(());
         }
         let known = inbox::known(tx, &ids).await?;
+        for work in batch {
+            if let What::Raw(event_id) = &work.what {
+                if let Some(record) = known.get(&event_id.as_uuid()) {
+                    messages
+                        .known_raw
+                        .insert(event_id.as_uuid(), record.clone());
+                }
+            }
+        }
         for (i, work) in batch.iter().enumerate() {
             let What::Event(event) = &work.what else {
                 continue;
@@ -389,7 +407,7 @@ impl<H: Handler> Worker<H> {
             let event = match work.what {
                 What::Event(event) => Some(event),
                 What::Answered { event, .. } => event,
-                What::Raw | What::DeadLetter(_) => None,
+                What::Raw(_) | What::DeadLetter(_) => None,
             };
             let _ = ready.send(Work {
                 message: work.message,

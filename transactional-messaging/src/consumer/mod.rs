@@ -39,6 +39,7 @@ mod fare_queues;
 mod offsets;
 mod plan;
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -51,8 +52,10 @@ use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::TopicPartitionList;
 use sqlx::{PgConnection, PgPool};
 use tokio::sync::{mpsc, Mutex};
+use uuid::Uuid;
 
 use crate::commit_signal::CommitSignal;
+use crate::inbox::{InboxRecord, Known};
 use crate::kafka::{self, GroupMembership};
 use crate::metrics::Metrics;
 use crate::outbox::OutboxMessage;
@@ -182,8 +185,8 @@ pub enum Progress<C> {
 }
 
 /// A service's reactions, by batch. Everything runs inside a transaction the loop owns and
-/// commits: the handler writes its state through `conn` and pushes its outgoing events to
-/// `outbox`; the messages of a batch belong to distinct fares.
+/// commits: the handler writes its state through `conn` and adds its inbox records and outgoing
+/// events to [`Messages`]; the messages of a batch belong to distinct fares.
 pub trait Handler: Send + Sync + 'static {
     /// An external call a step needs (a gateway call).
     type Call: Send + Sync + 'static;
@@ -195,12 +198,26 @@ pub trait Handler: Send + Sync + 'static {
         &'a self,
         conn: &'a mut PgConnection,
         batch: &'a [Input<'a, Self::Call, Self::Answer>],
-        outbox: &'a mut Vec<OutboxMessage>,
+        messages: &'a mut Messages,
     ) -> impl Future<Output = Result<Vec<Progress<Self::Call>>, HandleError>> + Send + 'a;
 
     /// Makes `call`, outside any transaction; must keep trying until it has an answer (only
     /// this message's fare waits).
     fn call<'a>(&'a self, call: &'a Self::Call) -> impl Future<Output = Self::Answer> + Send + 'a;
+}
+
+/// The inbox and outbox side of a batch, shared by the loop and the handler, so that the batch
+/// reads and writes them in one statement each: what the inbox knows of the batch's raw
+/// messages (looked up with its events'), and the inbox records and outbox messages the
+/// handler adds (written with the loop's own).
+#[derive(Debug, Default)]
+pub struct Messages {
+    /// The inbox records under the event ids of the batch's raw messages, where there are.
+    pub known_raw: HashMap<Uuid, Known>,
+    /// Requests acted on (the loop adds the events).
+    pub inbox: Vec<InboxRecord>,
+    /// Events and dead letters to publish (the loop adds its own dead letters).
+    pub outbox: Vec<OutboxMessage>,
 }
 
 /// A [`Handler::Call`] for a service that makes none.
@@ -380,7 +397,7 @@ impl<C, A> Dispatcher<'_, C, A> {
                 );
                 (fare, batch::What::DeadLetter(reason), None)
             }
-            Plan::Raw { fare, event_id } => (fare, batch::What::Raw, Some(event_id)),
+            Plan::Raw { fare, event_id } => (fare, batch::What::Raw(event_id), Some(event_id)),
             Plan::Event(event) => {
                 let event_id = event.event_id;
                 let fare = event.fare_id.as_str().to_owned();
@@ -420,7 +437,7 @@ impl<C, A> Dispatcher<'_, C, A> {
         }
         let (fare_id, event_type) = match what {
             batch::What::Event(event) => (Some(fare), Some(event.event_type().as_str())),
-            batch::What::Raw => (Some(fare), Some(EventType::FareRequested.as_str())),
+            batch::What::Raw(_) => (Some(fare), Some(EventType::FareRequested.as_str())),
             _ => (None, message.event_type.as_deref()),
         };
         let topic = self.consuming.names.topic_of(&message.topic);
