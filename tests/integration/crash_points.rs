@@ -112,14 +112,20 @@ async fn a_crash_inside_a_compensation_attempt() -> anyhow::Result<()> {
     crash_at("payment-service", "compensation-answered", 2).await
 }
 
+// The accounting-service is sure of one batch only: every fare has a single step there, and
+// its `Charged` events may all come in one batch (the payment-service captures them in big
+// batches). The payment-service's crash points above are safe at 5: a fare goes through at
+// least five of its batches (request, pre-authorisation answer, `PreAuthorised`, capture answer,
+// the accounting's answer).
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_crash_of_the_accounting_service_after_a_commit() -> anyhow::Result<()> {
-    crash_at("accounting-service", "batch-committed", 3).await
+    crash_at("accounting-service", "batch-committed", 1).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_crash_of_the_accounting_service_mid_batch_and_after_an_acknowledgement(
 ) -> anyhow::Result<()> {
-    crash_at("accounting-service", "mid-batch", 3).await?;
+    crash_at("accounting-service", "mid-batch", 1).await?;
     crash_at("accounting-service", "outbox-acknowledged", 5).await
 }

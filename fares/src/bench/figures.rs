@@ -90,9 +90,77 @@ impl Percentiles {
     }
 }
 
+/// How long a window of [`LatencyWindow::over_the_run`] is.
+pub const WINDOW_S: i64 = 10;
+
+/// The latency of the fares sent in one window of the run, by send time: a warm-up, a stall
+/// or a slow decline shows in them where the run's percentiles average it away.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct LatencyWindow {
+    /// Seconds from the run's first send to the window's start and end.
+    pub from_s: i64,
+    pub to_s: i64,
+    pub latency_ms: Percentiles,
+}
+
+impl LatencyWindow {
+    /// The windows of [`WINDOW_S`] of `latencies` — (send time, latency), both µs — from the
+    /// first send on; a window without a settled fare is left out.
+    pub fn over_the_run(latencies: &[(i64, u64)]) -> Vec<LatencyWindow> {
+        let Some(start) = latencies.iter().map(|(sent, _)| *sent).min() else {
+            return Vec::new();
+        };
+        let mut windows: std::collections::BTreeMap<i64, Histogram<u64>> = Default::default();
+        for (sent, latency) in latencies {
+            let window = (sent - start) / (WINDOW_S * 1_000_000);
+            windows
+                .entry(window)
+                .or_insert_with(histogram)
+                .saturating_record(*latency);
+        }
+        windows
+            .into_iter()
+            .filter_map(|(window, histogram)| {
+                Some(LatencyWindow {
+                    from_s: window * WINDOW_S,
+                    to_s: (window + 1) * WINDOW_S,
+                    latency_ms: Percentiles::of(&histogram)?,
+                })
+            })
+            .collect()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn latency_over_the_run_is_by_window_of_send_time() {
+        let s = 1_000_000;
+        // Sent at 0 s, 9.9 s, 10 s and 35 s (µs since some epoch), settled 5, 7, 100, 3 ms later.
+        let latencies = [
+            (1_000 * s, 5_000),
+            (1_000 * s + 9_900_000, 7_000),
+            (1_010 * s, 100_000),
+            (1_035 * s, 3_000),
+        ];
+        let windows = LatencyWindow::over_the_run(&latencies);
+        let spans: Vec<(i64, i64, u64)> = windows
+            .iter()
+            .map(|w| (w.from_s, w.to_s, w.latency_ms.count))
+            .collect();
+        assert_eq!(spans, [(0, 10, 2), (10, 20, 1), (30, 40, 1)]);
+        assert!(
+            (windows[0].latency_ms.max - 7.0).abs() < 0.01,
+            "{windows:?}"
+        );
+        assert!(
+            (windows[1].latency_ms.p50 - 100.0).abs() < 0.1,
+            "{windows:?}"
+        );
+        assert!(LatencyWindow::over_the_run(&[]).is_empty());
+    }
 
     #[test]
     fn throughput_over_the_run_and_its_middle() {

@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 use serde::Serialize;
 
 use super::baseline::{Baseline, Share};
-use super::figures::Percentiles;
+use super::figures::{LatencyWindow, Percentiles, WINDOW_S};
 use super::processes::ServiceUsage;
 use super::tally::LoadSummary;
 
@@ -154,6 +154,7 @@ impl Report {
                 percentiles(latency)
             );
         }
+        render_over_the_run(&mut out, &load.latency_over_the_run);
         if let (Some(_), Some(lag)) = (self.rate, &load.send_lag_ms) {
             if lag.p99 >= 5.0 {
                 let _ = writeln!(
@@ -230,6 +231,33 @@ impl Report {
             let _ = writeln!(out, "  {name:<20} {line}");
         }
     }
+}
+
+/// The latency of each 10 s of the run, four to a line, when the run lasted more than one.
+fn render_over_the_run(out: &mut String, windows: &[LatencyWindow]) {
+    if windows.len() < 2 {
+        return;
+    }
+    let _ = write!(
+        out,
+        "  over time    p50 / p99 of the fares sent in each {WINDOW_S} s:"
+    );
+    for (i, window) in windows.iter().enumerate() {
+        let separator = match i {
+            0 => " ",
+            _ if i % 4 == 0 => "\n               ",
+            _ => " · ",
+        };
+        let _ = write!(
+            out,
+            "{separator}{}–{} s {} / {}",
+            window.from_s,
+            window.to_s,
+            millis(window.latency_ms.p50).trim_end_matches(" ms"),
+            millis(window.latency_ms.p99)
+        );
+    }
+    out.push('\n');
 }
 
 fn render_baseline(out: &mut String, baseline: &Baseline) {
@@ -470,6 +498,43 @@ mod tests {
             text.contains("the saga        p99 30.0 ms = 2.0 × raw Kafka's p99 through the same hops (15.0 ms)"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn the_latency_of_a_long_run_is_told_by_window() {
+        let mut report = report();
+        assert!(
+            !report.render().contains("over time"),
+            "one window: no line"
+        );
+        let window = |from_s: i64, p50: f64, p99: f64| LatencyWindow {
+            from_s,
+            to_s: from_s + WINDOW_S,
+            latency_ms: Percentiles {
+                count: 100,
+                p50,
+                p90: p99,
+                p99,
+                p99_9: p99,
+                max: p99,
+                mean: p50,
+            },
+        };
+        report.load.latency_over_the_run = (0..5)
+            .map(|i| window(i * WINDOW_S, 40.0 + i as f64, 90.5))
+            .collect();
+        let text = report.render();
+        assert!(
+            text.contains(
+                "  over time    p50 / p99 of the fares sent in each 10 s: 0–10 s 40.0 / 90.5 ms · \
+                 10–20 s 41.0 / 90.5 ms · 20–30 s 42.0 / 90.5 ms · 30–40 s 43.0 / 90.5 ms\n               \
+                 40–50 s 44.0 / 90.5 ms\n"
+            ),
+            "{text}"
+        );
+        let json = serde_json::to_value(&report).unwrap();
+        assert_eq!(json["latency_over_the_run"][4]["from_s"], 40);
+        assert_eq!(json["latency_over_the_run"][4]["latency_ms"]["p50"], 44.0);
     }
 
     #[test]

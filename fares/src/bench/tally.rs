@@ -12,7 +12,7 @@ use events_schema::FailureMarker;
 use serde::Serialize;
 use uuid::Uuid;
 
-use super::figures::{clamp, histogram, Percentiles, Throughput};
+use super::figures::{clamp, histogram, LatencyWindow, Percentiles, Throughput};
 use super::mix::{events_per_saga, expected_outcome, marker_name};
 use super::outcome::OutcomeKind;
 
@@ -185,6 +185,7 @@ impl Tally {
         let mut send_lag = histogram();
         let mut ack = histogram();
         let mut outcome_times: Vec<i64> = Vec::with_capacity(self.settled);
+        let mut latencies: Vec<(i64, u64)> = Vec::with_capacity(self.settled);
         let mut outcomes: BTreeMap<OutcomeKind, usize> =
             OutcomeKind::ALL.iter().map(|k| (*k, 0)).collect();
         let mut by_marker: BTreeMap<&'static str, MarkerSummary> = BTreeMap::new();
@@ -221,6 +222,7 @@ impl Tally {
             let from = fare.intended_us.or(fare.request_ms.map(|ms| ms * 1000));
             if let Some(from) = from {
                 latency.saturating_record(clamp(outcome_us - from));
+                latencies.push((from, clamp(outcome_us - from)));
             }
         }
         outcome_times.sort_unstable();
@@ -234,6 +236,7 @@ impl Tally {
             missing: self.in_flight(),
             throughput: Throughput::from_times(first_request, &outcome_times),
             latency_ms: Percentiles::of(&latency),
+            latency_over_the_run: LatencyWindow::over_the_run(&latencies),
             request_to_outcome_ms: Percentiles::of(&request_to_outcome),
             send_lag_ms: Percentiles::of(&send_lag),
             ack_ms: Percentiles::of(&ack),
@@ -279,6 +282,8 @@ pub struct LoadSummary {
     /// Request → outcome, from the intended send time (with `--rate`) or the request's
     /// broker timestamp (without).
     pub latency_ms: Option<Percentiles>,
+    /// The same, for the fares sent in each 10 s of the run.
+    pub latency_over_the_run: Vec<LatencyWindow>,
     /// Request → outcome, from the request's broker timestamp.
     pub request_to_outcome_ms: Option<Percentiles>,
     /// How late requests left against the schedule (with `--rate` only).

@@ -21,8 +21,8 @@
 //! - **Batch workers** take up to [`Consuming::max_batch`] ready messages (of distinct fares)
 //!   and process them in **one transaction**: the inbox check (a redelivery does nothing, a
 //!   reused `event_id` is dead-lettered), the handler's effects, the inbox records, the dead
-//!   letters and the outgoing events (one multi-row insert into the outbox). After the commit
-//!   the new outbox rows go straight to the relay.
+//!   letters and the outgoing events (one statement for the inbox and the outbox, see
+//!   [`Messages`]). After the commit the new outbox rows go straight to the relay.
 //! - A step that needs an **external call** (a gateway) says so ([`Progress::Call`]); the call
 //!   is made by a task of its own, outside any transaction, and its answer comes back as a
 //!   ready message of a later batch ([`Input::Answer`]). A slow call holds up only its fare.
