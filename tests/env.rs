@@ -134,8 +134,9 @@ impl TestEnv {
         TestEnv::with_guard(guard).await
     }
 
-    /// As [`TestEnv::new`], for a test that stops the broker or the database server: waits until
-    /// no other test uses them, and keeps them waiting until this one is done.
+    /// As [`TestEnv::new`], for a test that stops the broker or the database server, or whose
+    /// timings a busy broker would spoil: waits until no other test uses them, and keeps them
+    /// waiting until this one is done.
     pub async fn with_exclusive_infrastructure() -> anyhow::Result<TestEnv> {
         let guard = BrokerGuard::Exclusive(BROKER.clone().write_owned().await);
         TestEnv::with_guard(guard).await

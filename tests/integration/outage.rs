@@ -16,10 +16,13 @@ const OUTAGE: Duration = Duration::from_secs(3);
 async fn a_database_outage_delays_fares_but_loses_none() -> anyhow::Result<()> {
     let mut env = TestEnv::new().await?;
     env.start_services().await?;
-    let fares = env.publish_mixed_fares("wr_outage", FARES).await?;
+    let mut fares = env.publish_mixed_fares("wr_outage_a", FARES / 2).await?;
     env.wait_for_outcomes(10, TIMEOUT).await?;
 
+    // The second half is requested during the outage, so that it surely catches fares in
+    // flight however fast the first half goes.
     env.database.set_reachable(false).await?;
+    fares.extend(env.publish_mixed_fares("wr_outage_b", FARES / 2).await?);
     tokio::time::sleep(OUTAGE).await;
     let during = invariants::fares_with_outcome(&env.recorder.snapshot()).len();
     env.database.set_reachable(true).await?;
