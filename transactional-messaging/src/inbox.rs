@@ -142,34 +142,3 @@ pub async fn trace_context_of(conn: &mut PgConnection, event_id: Uuid) -> sqlx::
         tracestate: row.tracestate,
     }))
 }
-
-/// Records `incoming` (read from `source`) in the caller's transaction, unless its id is
-/// known; then tells a redelivery from a conflicting duplicate. Concurrent deliveries of the
-/// same id serialise on the primary key.
-pub async fn record(
-    conn: &mut PgConnection,
-    incoming: Incoming<'_>,
-    source: &Consumed,
-) -> sqlx::Result<Delivery> {
-    let inserted = sqlx::query!(
-        "INSERT INTO inbox (event_id, event_type, fare_id, fingerprint, source_topic, \
-         source_partition, source_offset) VALUES ($1, $2, $3, $4, $5, $6, $7) \
-         ON CONFLICT (event_id) DO NOTHING",
-        incoming.event_id.as_uuid(),
-        incoming.event_type.as_str(),
-        incoming.fare_id.as_str(),
-        incoming.fingerprint,
-        source.topic,
-        source.partition,
-        source.offset,
-    )
-    .execute(&mut *conn)
-    .await?;
-    if inserted.rows_affected() == 1 {
-        return Ok(Delivery::First);
-    }
-    let known = known(conn, &[incoming.event_id.as_uuid()]).await?;
-    Ok(known
-        .get(&incoming.event_id.as_uuid())
-        .map_or(Delivery::First, |known| known.delivery_of(incoming)))
-}
