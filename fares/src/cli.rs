@@ -3,7 +3,7 @@
 use clap::{Parser, Subcommand};
 
 use crate::audit::{self, AuditArgs};
-use crate::bench::{self, BenchArgs};
+use crate::bench::{self, BenchArgs, WarmUpArgs};
 use crate::broker::Kafka;
 use crate::console::{self, ConsoleArgs};
 use crate::diagram::{self, DiagramArgs};
@@ -85,6 +85,14 @@ enum Command {
     /// report of what was measured so far).
     #[command(after_help = BENCH_AFTER_HELP)]
     Bench(BenchArgs),
+    /// Warm a freshly started broker before measuring: raw messages (no fares) through the
+    /// saga's consume → produce hops on a scratch topic, at --rate for --duration, printing
+    /// each 10 s window's latency; the topic is deleted after.
+    ///
+    /// A broker's JVM compiles its hot paths in its first minute of load, and the saga's
+    /// latency in that time is several times its steady value. `scripts/stack up --release`
+    /// runs this (STACK_WARM_UP=0s skips it). Exit code 1 on Ctrl-C, 2 when Kafka fails.
+    WarmUp(WarmUpArgs),
     /// Dead letters: list them, show one, replay one (optionally corrected) to its source
     /// topic.
     ///
@@ -155,6 +163,7 @@ impl Cli {
             Command::Watch(args) => watch::run(args).await,
             Command::Audit(args) => audit::run(args).await,
             Command::Bench(args) => bench::run(args).await,
+            Command::WarmUp(args) => bench::warm_up(args).await,
             Command::Dlq(command) => dlq::run(command).await,
             Command::Console(args) => console::run(args).await,
             Command::Diagram(args) => diagram::run(args),

@@ -289,3 +289,79 @@ async fn bench_without_topics_says_to_bring_the_stack_up() -> anyhow::Result<()>
     assert!(stderr.contains("does not exist"), "{stderr}");
     Ok(())
 }
+
+async fn warm_up(env: &TestEnv, args: &[&str]) -> anyhow::Result<Output> {
+    Ok(Command::new(binary("fares")?)
+        .arg("warm-up")
+        .args(args)
+        .env("KAFKA_BOOTSTRAP_SERVERS", &env.kafka.bootstrap_servers)
+        .env("TOPIC_SUFFIX", &env.kafka.topic_suffix)
+        .output()
+        .await?)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn warm_up_sends_raw_messages_through_the_hops_and_reports_each_window() -> anyhow::Result<()>
+{
+    let env = TestEnv::new().await?;
+
+    // 12 s at 50 msgs/s: two progress windows, 0–10 s and 10–12 s, each printed when its last
+    // message is through the four hops.
+    let output = warm_up(&env, &["--duration", "12s", "--rate", "50"]).await?;
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains("600 messages of 160 bytes at 50"),
+        "{stderr}"
+    );
+    let windows: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.starts_with("warm-up: ") && l.contains(" through 4 hops"))
+        .collect();
+    assert_eq!(windows.len(), 2, "{stderr}");
+    assert!(
+        windows[0].starts_with("warm-up: 0–10 s through 4 hops: p50 "),
+        "{stderr}"
+    );
+    assert!(
+        windows[1].starts_with("warm-up: 10–12 s through 4 hops: p50 "),
+        "{stderr}"
+    );
+
+    // Then a burst of the same messages through 6 partitions.
+    assert!(stderr.contains("warm-up: the burst: "), "{stderr}");
+
+    // Its scratch topics are gone after it, and no fare was requested: the saga's topics are
+    // untouched.
+    let hops = stderr
+        .split_whitespace()
+        .find(|w| w.starts_with("fares-warm-up."))
+        .expect("the scratch topic's name")
+        .to_owned();
+    let run = hops
+        .trim_start_matches("fares-warm-up.")
+        .trim_end_matches(&env.kafka.topic_suffix);
+    let burst = format!("fares-bench-baseline.{run}{}", env.kafka.topic_suffix);
+    for topic in [&hops, &burst] {
+        assert!(
+            topic_is_gone(&env.kafka.bootstrap_servers, topic).await?,
+            "{topic} is still there"
+        );
+    }
+    assert_eq!(
+        env.recorder.snapshot().len(),
+        0,
+        "the warm-up wrote to a saga topic"
+    );
+
+    // Bad input is refused before anything is sent.
+    let zero = warm_up(&env, &["--rate", "0"]).await?;
+    assert_eq!(zero.status.code(), Some(2), "{zero:?}");
+    let too_few = warm_up(&env, &["--duration", "100ms", "--rate", "1"]).await?;
+    assert_eq!(too_few.status.code(), Some(2), "{too_few:?}");
+    assert!(
+        String::from_utf8_lossy(&too_few.stderr).contains("must be between 1 and"),
+        "{too_few:?}"
+    );
+    env.teardown().await
+}

@@ -9,7 +9,8 @@
 //! - [`processes`]: CPU and RSS of the services, from `/proc`;
 //! - [`baseline`]: raw Kafka produce → consume, raw Kafka through a saga's hops (`--rate`),
 //!   raw PostgreSQL commits, and the comparison;
-//! - [`progress`], [`report`]: what the user sees.
+//! - [`progress`], [`report`]: what the user sees;
+//! - [`warm_up`]: `fares warm-up`, raw Kafka through the hops until the broker's JIT is warm.
 //!
 //! The bench only writes `fare-requests`, reads `fare-outcomes` (without a consumer group),
 //! and, for the baseline, scratch topics and a scratch schema it creates and removes.
@@ -25,6 +26,7 @@ mod progress;
 mod report;
 mod schedule;
 mod tally;
+mod warm_up;
 
 use std::io::IsTerminal;
 use std::time::Duration;
@@ -43,6 +45,8 @@ use self::schedule::Schedule;
 use self::tally::Tally;
 use crate::broker::Kafka;
 use crate::exit;
+
+pub use self::warm_up::{run as warm_up, WarmUpArgs};
 
 const DEFAULT_DATABASE_URL: &str =
     "postgres://wildrydes_admin:wildrydes_admin@localhost:5432/wildrydes";

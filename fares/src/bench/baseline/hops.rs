@@ -20,6 +20,7 @@ use std::time::{Duration, SystemTime};
 use anyhow::Context;
 use futures::stream::FuturesUnordered;
 use futures::StreamExt;
+use hdrhistogram::Histogram;
 use rdkafka::consumer::StreamConsumer;
 use rdkafka::message::Message;
 use rdkafka::producer::{FutureProducer, FutureRecord};
@@ -67,9 +68,45 @@ pub async fn measure(
     let fares = &fares[..fares.len().min((rate * SECONDS).ceil().max(1.0) as usize)];
     let topic = format!("fares-bench-hops.{run}{}", kafka.names.suffix());
     let scratch = ScratchTopic::create(kafka, topic, HOPS as i32 + 1).await?;
-    let measured = through_hops(kafka, &scratch.name, fares, rate, interrupt).await;
+    let measured = through_hops(kafka, &scratch.name, fares, rate, Windows::one(), interrupt).await;
     scratch.delete().await;
-    measured
+    Ok(measured?.map(|mut windows| HopsBaseline {
+        hops: HOPS,
+        messages: fares.len(),
+        rate,
+        latency_ms: windows.pop().as_ref().and_then(Percentiles::of),
+    }))
+}
+
+/// The messages of a pass through the hops cut into windows of `size` messages by send
+/// order, each window's latency handed to `through` as soon as its last message is through
+/// (the broker warm-up prints them as progress).
+pub struct Windows {
+    pub size: usize,
+    pub through: WindowThrough,
+}
+
+/// What is done with a window's latency once its last message is through: (window, latency).
+pub type WindowThrough = Box<dyn FnMut(usize, &Histogram<u64>) + Send>;
+
+impl Windows {
+    /// The whole pass as one window, reported at the end.
+    pub fn one() -> Windows {
+        Windows {
+            size: usize::MAX,
+            through: Box::new(|_, _| {}),
+        }
+    }
+
+    /// The window of message `i`.
+    fn of(&self, i: usize) -> usize {
+        i / self.size.max(1)
+    }
+
+    /// How many windows `n` messages make.
+    fn count(&self, n: usize) -> usize {
+        n.div_ceil(self.size.max(1)).max(1)
+    }
 }
 
 /// A reader of one partition of `topic`, from its beginning.
@@ -77,13 +114,16 @@ fn partition_reader(kafka: &Kafka, topic: &str, partition: i32) -> anyhow::Resul
     kafka.assigned(topic, &[(partition, Offset::Beginning)], &[])
 }
 
-async fn through_hops(
+/// Sends `fares` at `rate` through [`HOPS`] hops of `topic` (a scratch topic of
+/// `HOPS + 1` partitions, empty); the latency of each window; `None` when interrupted.
+pub async fn through_hops(
     kafka: &Kafka,
     topic: &str,
     fares: &[PlannedFare],
     rate: f64,
+    mut windows: Windows,
     interrupt: &mut Interrupt,
-) -> anyhow::Result<Option<HopsBaseline>> {
+) -> anyhow::Result<Option<Vec<Histogram<u64>>>> {
     let mut relays = Vec::new();
     for hop in 0..HOPS as i32 {
         let reader = partition_reader(kafka, topic, hop)?;
@@ -117,7 +157,12 @@ async fn through_hops(
         let Ok(started_us) = started.await else {
             return None;
         };
-        let mut latency = histogram();
+        let count = windows.count(expected);
+        let mut latency: Vec<_> = (0..count).map(|_| histogram()).collect();
+        let mut left: Vec<usize> = vec![0; count];
+        for i in 0..expected {
+            left[windows.of(i)] += 1;
+        }
         let mut received = 0;
         while received < expected {
             let Ok(message) = last.recv().await else {
@@ -133,7 +178,12 @@ async fn through_hops(
                 continue;
             };
             let intended = started_us + schedule.offset(*i).as_micros() as i64;
-            latency.saturating_record(clamp(ms * 1000 - intended));
+            let window = windows.of(*i);
+            latency[window].saturating_record(clamp(ms * 1000 - intended));
+            if left[window] == 1 {
+                (windows.through)(window, &latency[window]);
+            }
+            left[window] = left[window].saturating_sub(1);
             received += 1;
         }
         Some(latency)
@@ -190,12 +240,7 @@ async fn through_hops(
         _ = interrupt.wait() => return Ok(None),
     };
     drop(relays);
-    Ok(Some(HopsBaseline {
-        hops: HOPS,
-        messages: expected,
-        rate,
-        latency_ms: latency.as_ref().and_then(Percentiles::of),
-    }))
+    Ok(latency)
 }
 
 /// One hop: every message of `reader` to `partition` of `topic`, key and bytes unchanged,
@@ -218,5 +263,28 @@ async fn relay(reader: StreamConsumer, producer: FutureProducer, topic: String, 
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn windows_cut_the_messages_by_send_order() {
+        let windows = Windows {
+            size: 3,
+            through: Box::new(|_, _| {}),
+        };
+        assert_eq!(windows.count(7), 3);
+        assert_eq!(windows.count(6), 2);
+        assert_eq!(
+            (0..7).map(|i| windows.of(i)).collect::<Vec<_>>(),
+            [0, 0, 0, 1, 1, 1, 2]
+        );
+        let one = Windows::one();
+        assert_eq!(one.count(10_000), 1);
+        assert_eq!(one.of(9_999), 0);
+        assert_eq!(one.count(0), 1);
     }
 }

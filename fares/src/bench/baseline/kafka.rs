@@ -66,7 +66,7 @@ pub async fn measure(
 }
 
 /// A topic the bench creates for a measurement and deletes after it.
-pub(super) struct ScratchTopic {
+pub(crate) struct ScratchTopic {
     admin: AdminClient<DefaultClientContext>,
     pub name: String,
 }
