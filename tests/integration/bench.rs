@@ -13,15 +13,24 @@ use tests::processes::binary;
 use tests::{Recorded, TestEnv};
 use tokio::process::Command;
 
-async fn bench(env: &TestEnv, args: &[&str]) -> anyhow::Result<Output> {
+/// `fares <command> <args>` against the test's Kafka, topics and database.
+async fn fares(env: &TestEnv, command: &str, args: &[&str]) -> anyhow::Result<Output> {
     Ok(Command::new(binary("fares")?)
-        .arg("bench")
+        .arg(command)
         .args(args)
         .env("KAFKA_BOOTSTRAP_SERVERS", &env.kafka.bootstrap_servers)
         .env("TOPIC_SUFFIX", &env.kafka.topic_suffix)
         .env("DATABASE_URL", env.database.admin_url())
         .output()
         .await?)
+}
+
+async fn bench(env: &TestEnv, args: &[&str]) -> anyhow::Result<Output> {
+    fares(env, "bench", args).await
+}
+
+async fn warm_up(env: &TestEnv, args: &[&str]) -> anyhow::Result<Output> {
+    fares(env, "warm-up", args).await
 }
 
 fn report(output: &Output) -> Value {
@@ -288,16 +297,6 @@ async fn bench_without_topics_says_to_bring_the_stack_up() -> anyhow::Result<()>
     assert!(stderr.contains("scripts/stack up"), "{stderr}");
     assert!(stderr.contains("does not exist"), "{stderr}");
     Ok(())
-}
-
-async fn warm_up(env: &TestEnv, args: &[&str]) -> anyhow::Result<Output> {
-    Ok(Command::new(binary("fares")?)
-        .arg("warm-up")
-        .args(args)
-        .env("KAFKA_BOOTSTRAP_SERVERS", &env.kafka.bootstrap_servers)
-        .env("TOPIC_SUFFIX", &env.kafka.topic_suffix)
-        .output()
-        .await?)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
