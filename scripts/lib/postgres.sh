@@ -250,14 +250,35 @@ pg_stop() {
         stop_pid "$pid" postgres 10
 }
 
-# pg_kill: SIGKILL to the postmaster and its children (each child runs in a session of its
-# own, so not as one process group), like a crash of the whole server.
+# pg_cluster_pids: every process of the project's cluster, the postmaster's orphans included
+# (each runs in the data directory).
+pg_cluster_pids() {
+    local data cwd pids=()
+    data="$(readlink -f "$(pg_data_dir)")"
+    for cwd in /proc/[0-9]*/cwd; do
+        [[ "$(readlink "$cwd" 2>/dev/null)" == "$data" ]] && pids+=("${cwd//[^0-9]/}")
+    done
+    echo "${pids[*]}"
+}
+
+# pg_kill: SIGKILL to the postmaster and all its processes (each child runs in a session of its
+# own, so not as one process group), like a crash of the whole server. The postmaster is
+# stopped first, so that it forks no new backend while they are killed, and the command waits
+# until none is left: a backend that outlived it would keep the shared memory attached, and
+# the next start would refuse ("pre-existing shared memory block ... is still in use").
 pg_kill() {
-    local pid children
+    local pid pids deadline
     pid="$(pg_pid)" || die "postgres is not running (as started by scripts/stack)"
-    children="$(ps -o pid= --ppid "$pid" | tr -s ' \n' ' ')"
-    info "SIGKILL postgres (postmaster $pid, children:${children:- none})"
-    # shellcheck disable=SC2086 # a list of pids
-    kill -KILL "$pid" $children 2>/dev/null || true
+    kill -STOP "$pid" 2>/dev/null || true
+    pids="$(pg_cluster_pids)"
+    info "SIGKILL postgres (postmaster $pid, processes: ${pids:-none})"
+    deadline=$((SECONDS + 30))
+    while [[ -n "$pids" ]] && ((SECONDS < deadline)); do
+        # shellcheck disable=SC2086 # a list of pids
+        kill -KILL "$pid" $pids 2>/dev/null || true
+        sleep 0.1
+        pids="$(pg_cluster_pids)"
+    done
+    [[ -z "$pids" ]] || warn "postgres processes still alive 30 s after SIGKILL: $pids"
     wait_released "$pid" 5432
 }
